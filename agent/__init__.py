@@ -1,0 +1,1 @@
+"""HOMEPOT AI: agent."""

@@ -1,0 +1,1 @@
+"""Benchmark harnesses: each module exposes a click `command`."""

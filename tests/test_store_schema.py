@@ -1,0 +1,23 @@
+"""The store: migrations build HOMEPOT's tables and ours, on both backends, and only once."""
+
+from sqlalchemy import inspect
+
+from tools.store.migrations import MIGRATIONS, applied_migrations, migrate
+from tools.store.schema import AI_TABLES, HOMEPOT_TABLES, NAMED_METRICS
+
+
+def test_migrations_create_every_table(store):
+    tables = set(inspect(store.engine).get_table_names())
+    assert set(HOMEPOT_TABLES) <= tables
+    assert set(AI_TABLES) <= tables
+
+
+def test_device_metrics_has_the_nine_named_metrics_and_extras(store):
+    cols = {c["name"] for c in inspect(store.engine).get_columns("device_metrics")}
+    assert set(NAMED_METRICS) <= cols
+    assert {"extra_metrics", "provenance", "collection_interval_seconds", "timestamp", "device_id"} <= cols
+
+
+def test_migrations_are_recorded_and_not_applied_twice(store):
+    assert applied_migrations(store) == sorted(name for name, _ in MIGRATIONS)
+    assert migrate(store) == []

@@ -1,0 +1,1 @@
+"""The fleet store: schema, engine, migrations, bulk writes, ingest."""
