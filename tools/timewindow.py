@@ -161,6 +161,17 @@ def resolve_window(
     return start_ts, end_ts, label
 
 
+def during(label: str) -> str:
+    """The label with the preposition a sentence needs: 'yesterday', 'over the last 7 days', 'on 2024-05-01'."""
+    if label in WINDOW_LABELS.values() and not label.startswith("the "):
+        return label
+    if label.startswith("the "):
+        return f"over {label}"
+    if " to " in label:
+        return f"from {label}"
+    return f"on {label}"
+
+
 def previous_period(start: datetime, end: datetime, window: str | None = None) -> tuple[datetime, datetime, str]:
     """The period of the same kind just before ``[start, end)``: last week before this week, etc.
 
