@@ -1,0 +1,278 @@
+"""What the offline model knows about the fleet: site, device, device-type and metric names.
+
+The offline model has no language model to "just know" that "the Camden store" is a site or that
+"card reader errors" is an ``extra_metrics`` key. It learns the vocabulary of the fleet from the
+store once (``Catalog.from_store``) and then finds mentions in a question with cheap, indexed
+matching:
+
+* every entity gets a few *aliases* (its name, its public id, its name without filler words such
+  as "store" or "site", its key with underscores read as spaces);
+* a question is normalised to lower-case word tokens; misspelt tokens are corrected against the
+  catalog's own word list (``difflib``, so "camdem" finds "camden") before matching;
+* the longest alias found as a run of tokens wins, so "Camden POS 3" is a device and not the
+  site "Camden".
+
+All of this is plain dictionaries and a small word list, so one question costs well under a
+millisecond even on a fleet of a few thousand devices.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+#: Words that say "a place" or "a thing" and carry no identity: "the Camden store" is "Camden".
+FILLER_WORDS = frozenset({"the", "store", "site", "shop", "branch", "location", "outlet", "restaurant", "cafe"})
+
+#: How people name device types (singular and plural forms are both listed).
+DEVICE_TYPE_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "pos_terminal": (
+        "pos", "pos terminal", "pos terminals", "pos device", "pos devices", "till", "tills",
+        "register", "registers", "cash register", "cash registers", "checkout", "checkouts",
+        "terminal", "terminals", "payment terminal", "payment terminals", "kiosk", "kiosks",
+        "card reader", "card readers", "point of sale",
+    ),
+    "iot_sensor": (
+        "sensor", "sensors", "iot sensor", "iot sensors", "iot device", "iot devices", "iot",
+        "fridge sensor", "fridge sensors", "temperature sensor", "temperature sensors", "probe", "probes",
+    ),
+    "industrial_controller": (
+        "controller", "controllers", "industrial controller", "industrial controllers", "plc", "plcs",
+    ),
+    "gateway": ("gateway", "gateways", "router", "routers", "iot gateway", "iot gateways", "hub", "hubs"),
+}
+
+#: Extra plain-language metric names on top of ``tools.scopes.METRIC_SYNONYMS`` (the tools'
+#: own table, which wins on conflicts so that the model and the tools read words the same way).
+EXTRA_METRIC_SYNONYMS: dict[str, str] = {
+    "cpu utilisation": "cpu_percent",
+    "cpu utilization": "cpu_percent",
+    "processor load": "cpu_percent",
+    "mem": "memory_percent",
+    "memory utilisation": "memory_percent",
+    "ping time": "network_latency_ms",
+    "slowness": "network_latency_ms",
+    "response times": "network_latency_ms",
+    "sales count": "transaction_count",
+    "orders": "transaction_count",
+    "error ratio": "error_rate",
+    "failure rates": "error_rate",
+    "error rates": "error_rate",
+    "queue lengths": "queue_depth",
+    "card reader error": "card_reader_errors",
+    "reader errors": "card_reader_errors",
+    "temperatures": "temperature_celsius",
+    "printer error": "printer_errors",
+}
+
+
+def metric_synonyms() -> dict[str, str]:
+    """Phrase -> metric name, the tools' table first."""
+    try:
+        from tools.scopes import METRIC_SYNONYMS as tool_synonyms
+    except ImportError:  # pragma: no cover - tools.scopes is part of the project
+        tool_synonyms = {}
+    return {**EXTRA_METRIC_SYNONYMS, **tool_synonyms}
+
+
+#: Unit suffixes stripped from metric keys to get a spoken name ("network_latency_ms" -> "network latency").
+_UNIT_SUFFIXES = ("_percent", "_pct", "_ms", "_celsius", "_rpm", "_c", "_dbm", "_count", "_total", "_seconds", "_hours")
+
+_TOKEN = re.compile(r"[a-z0-9]+(?:[-_][a-z0-9]+)*")
+
+
+def tokens(text: str) -> list[str]:
+    """Lower-case word tokens; public ids such as DEVICE-AB12-... stay one token."""
+    return _TOKEN.findall(text.lower())
+
+
+def norm(text: str) -> str:
+    """A canonical spelling for comparing names: lower case, words joined by single spaces."""
+    return " ".join(tokens(text.replace("_", " ").replace("'s", "")))
+
+
+@dataclass(frozen=True)
+class SiteEntry:
+    id: int
+    site_id: str
+    name: str
+    location: str | None = None
+
+
+@dataclass(frozen=True)
+class DeviceEntry:
+    id: int
+    device_id: str
+    name: str
+    device_type: str
+    site: str | None = None  # site name
+
+
+@dataclass(frozen=True)
+class Mention:
+    """An entity found in a question: its kind, canonical value, and the words that named it."""
+
+    kind: str  # "site" | "device" | "device_type" | "metric"
+    value: str  # site name, device name, device type, metric name
+    start: int  # token span in the question
+    end: int
+    exact: bool = True
+
+
+@dataclass
+class Catalog:
+    """The fleet's vocabulary and an index of aliases for fast mention finding."""
+
+    sites: list[SiteEntry] = field(default_factory=list)
+    devices: list[DeviceEntry] = field(default_factory=list)
+    metrics: list[str] = field(default_factory=list)
+    device_types: list[str] = field(default_factory=list)
+    _aliases: dict[tuple[str, ...], list[tuple[str, str]]] = field(default_factory=dict, repr=False)
+    _vocab: list[str] = field(default_factory=list, repr=False)
+    _vocab_set: frozenset[str] = field(default_factory=frozenset, repr=False)
+    _max_len: int = 1
+
+    def __post_init__(self) -> None:
+        self._build_index()
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def from_store(cls, store: Any) -> "Catalog":
+        """Read sites, devices and metric names from the store (three small queries)."""
+        from sqlalchemy import text as sql
+
+        from tools.store.schema import NAMED_METRICS
+
+        with store.engine.connect() as conn:
+            sites = [
+                SiteEntry(int(r[0]), str(r[1]), str(r[2] or r[1]), r[3])
+                for r in conn.execute(sql("SELECT id, site_id, name, location FROM sites ORDER BY id"))
+            ]
+            names = {s.id: s.name for s in sites}
+            devices = [
+                DeviceEntry(int(r[0]), str(r[1]), str(r[2] or r[1]), str(r[3] or "unknown"), names.get(r[4]))
+                for r in conn.execute(sql("SELECT id, device_id, name, device_type, site_id FROM devices ORDER BY id"))
+            ]
+        try:
+            from tools.store.metrics_io import list_metric_names
+
+            metrics = list(list_metric_names(store))
+        except Exception:  # an empty or foreign store: the named columns are always there
+            metrics = list(NAMED_METRICS)
+        return cls(sites=sites, devices=devices, metrics=metrics)
+
+    def _build_index(self) -> None:
+        from tools.store.schema import DEVICE_TYPES
+
+        if not self.device_types:
+            found = sorted({d.device_type for d in self.devices})
+            self.device_types = found or [t for t in DEVICE_TYPES if t != "unknown"]
+        aliases: dict[tuple[str, ...], list[tuple[str, str]]] = {}
+
+        def add(kind: str, value: str, alias: str) -> None:
+            key = tuple(tokens(norm(alias)))
+            if key and (kind, value) not in aliases.setdefault(key, []):
+                aliases[key].append((kind, value))
+
+        first_words: dict[str, int] = {}
+        for s in self.sites:
+            words = [t for t in tokens(norm(s.name)) if t not in FILLER_WORDS]
+            if words:
+                first_words[words[0]] = first_words.get(words[0], 0) + 1
+        for s in self.sites:
+            add("site", s.name, s.name)
+            add("site", s.name, s.site_id)
+            core = [t for t in tokens(norm(s.name)) if t not in FILLER_WORDS]
+            if core and len(core) < len(tokens(norm(s.name))):
+                add("site", s.name, " ".join(core))
+            # "Camden" for "Camden High St", when no other site starts with that word
+            if len(core) > 1 and first_words.get(core[0]) == 1 and len(core[0]) >= 3 and not core[0].isdigit():
+                add("site", s.name, core[0])
+                add("site", s.name, " ".join(core[:2]))
+        for d in self.devices:
+            add("device", d.name, d.name)
+            add("device", d.name, d.device_id)
+        for dtype in set(self.device_types) | set(DEVICE_TYPE_SYNONYMS):
+            add("device_type", dtype, dtype.replace("_", " "))
+            for syn in DEVICE_TYPE_SYNONYMS.get(dtype, ()):
+                add("device_type", dtype, syn)
+        present = set(self.metrics)
+        for metric in self.metrics:
+            add("metric", metric, metric.replace("_", " "))
+            spoken = metric
+            for suffix in _UNIT_SUFFIXES:
+                if spoken.endswith(suffix) and len(spoken) > len(suffix) + 2:
+                    spoken = spoken[: -len(suffix)]
+                    break
+            add("metric", metric, spoken.replace("_", " "))
+        for phrase, metric in metric_synonyms().items():
+            if metric in present:
+                add("metric", metric, phrase)
+        self._aliases = aliases
+        self._max_len = max((len(k) for k in aliases), default=1)
+        vocab = {t for key in aliases for t in key if len(t) >= 4 and not t.isdigit()}
+        self._vocab = sorted(vocab)
+        self._vocab_set = frozenset(vocab)
+
+    # ------------------------------------------------------------------ lookup
+
+    def site(self, name: str) -> SiteEntry | None:
+        return next((s for s in self.sites if s.name == name), None)
+
+    def device(self, name: str) -> DeviceEntry | None:
+        return next((d for d in self.devices if d.name == name or d.device_id == name), None)
+
+    def correct(self, toks: list[str], protected: frozenset[str] = frozenset()) -> list[str]:
+        """Replace misspelt tokens by the closest catalog word ("camdem" -> "camden")."""
+        out = []
+        for tok in toks:
+            if len(tok) < 4 or tok in self._vocab_set or tok in protected or tok.isdigit() or "-" in tok:
+                out.append(tok)
+                continue
+            close = difflib.get_close_matches(tok, self._vocab, n=1, cutoff=0.8)
+            out.append(close[0] if close else tok)
+        return out
+
+    def find(self, toks: list[str], kinds: Iterable[str] | None = None) -> list[Mention]:
+        """Mentions in a token list, longest first, without overlaps (greedy left to right)."""
+        wanted = set(kinds) if kinds else None
+        found: list[Mention] = []
+        i, n = 0, len(toks)
+        while i < n:
+            hit = None
+            for length in range(min(self._max_len, n - i), 0, -1):
+                entries = self._aliases.get(tuple(toks[i : i + length]))
+                if entries:
+                    chosen = [e for e in entries if wanted is None or e[0] in wanted]
+                    if chosen:
+                        hit = (length, chosen)
+                        break
+            if hit:
+                length, chosen = hit
+                # an alias shared by two kinds (a site called "Gateway"): prefer device > site > type > metric
+                order = {"device": 0, "site": 1, "device_type": 2, "metric": 3}
+                kind, value = sorted(chosen, key=lambda e: order.get(e[0], 9))[0]
+                found.append(Mention(kind, value, i, i + length))
+                i += length
+            else:
+                i += 1
+        return found
+
+    def closest(self, kind: str, text: str, n: int = 3) -> list[str]:
+        """Names of this kind that look like ``text``, for "did you mean ...?" answers."""
+        pool = {
+            "site": [s.name for s in self.sites],
+            "device": [d.name for d in self.devices],
+            "metric": list(self.metrics),
+            "device_type": list(self.device_types),
+        }.get(kind, [])
+        lowered = {p.lower(): p for p in pool}
+        return [lowered[m] for m in difflib.get_close_matches(text.lower(), list(lowered), n=n, cutoff=0.5)]
+
+    @property
+    def vocabulary(self) -> frozenset[str]:
+        """Every word that appears in a known name (used to protect them from other parsers)."""
+        return self._vocab_set
