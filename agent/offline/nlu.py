@@ -246,10 +246,11 @@ def _scope_args(scope: str, target: str | None, suffix: str = "") -> dict[str, A
 def frame_to_calls(f: Frame) -> list[ToolCallSpec]:
     """The agreed-catalogue tool call(s) for a frame."""
     if f.intent == "overview":
-        args: dict[str, Any] = {}
-        if f.scope in ("site", "device_type") and f.target:
-            args = _scope_args(f.scope, f.target)
-        return [ToolCallSpec("fleet_overview", args)]
+        if f.scope == "site" and f.target:  # a site's status is its device list
+            return [ToolCallSpec("list_devices", {"site": f.target})]
+        if f.scope == "device_type" and f.target:
+            return [ToolCallSpec("list_devices", {"device_type": f.target})]
+        return [ToolCallSpec("fleet_overview", {})]
     if f.intent == "devices":
         args = {}
         if f.connectivity:
@@ -278,13 +279,10 @@ def frame_to_calls(f: Frame) -> list[ToolCallSpec]:
         if f.target_b is not None or f.scope_b is not None:
             args.update(_scope_args(f.scope, f.target, "_a"))
             args.update(_scope_args(f.scope_b or "fleet", f.target_b, "_b"))
-        else:  # same scope over two periods
-            args.update(_scope_args(f.scope, f.target))
-            if f.time is not None:
-                args["period_a"] = f.time.window or None
-            if f.time_b is not None:
-                args["period_b"] = f.time_b.window or None
-            args = {k: v for k, v in args.items() if v is not None}
+        else:  # same scope over two periods: the window, then period_b (default: the one before)
+            args.update(_scope_args(f.scope, f.target, "_a"))
+            if f.time_b is not None and f.time_b.window:
+                args["period_b"] = f.time_b.window
         return [ToolCallSpec("compare_metric", args)]
     if f.intent == "anomalies":
         args = {**_scope_args(f.scope, f.target), **_time_args(f.time)}
@@ -313,7 +311,13 @@ def frame_to_calls(f: Frame) -> list[ToolCallSpec]:
             args["top_n"] = f.top_n
         return [ToolCallSpec("fleet_risk_ranking", args)]
     if f.intent == "alerts":
-        args = {**_scope_args(f.scope, f.target), **_time_args(f.time)}
+        args = {}
+        if f.scope == "device" and f.target:
+            args["device"] = f.target
+        elif f.scope == "site" and f.target:
+            args["site"] = f.target
+        if f.time is not None and f.time.window:
+            args["window"] = f.time.window
         if f.status:
             args["status"] = f.status
         if f.severity:
@@ -352,11 +356,13 @@ def _fleet_frame(intent: str, slots: Slots, question: str) -> Frame:
             scope, target = "fleet", None
     if intent == "alerts":
         if re.search(r"\b(?:open|active|unresolved|outstanding|current|live|firing)\b", low):
-            kw["status"] = "active"
+            kw["status"] = "open"
         elif re.search(r"\backnowledged\b", low):
             kw["status"] = "acknowledged"
         elif re.search(r"\b(?:resolved|closed)\b", low):
             kw["status"] = "resolved"
+        elif re.search(r"\b(?:all|every|any)\s+alerts\b|\balert\s+history\b", low):
+            kw["status"] = "all"
         sev = re.search(r"\b(critical|high|medium|low|info)\b", low)
         if sev:
             kw["severity"] = sev.group(1)

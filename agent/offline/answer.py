@@ -1,0 +1,267 @@
+"""Templated answers: direct replies, and answers written from tool results.
+
+The rule that keeps the offline model grounded: **it never computes a figure**. Every number
+in an answer is copied verbatim from a tool result (the tool's ``summary`` sentence, which the
+tools write from their own rounded values, and the rows of ``data``). The templates in
+``prompts/offline/*.md`` add words around them; example questions are quoted so that the
+grounding check reads their digits as examples. Each answer ends with what to ask next.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from agent.offline.catalog import Catalog
+
+_PROMPTS_DIR = Path(__file__).resolve().parents[2] / "prompts" / "offline"
+_SECTION = re.compile(r"^## +(\S+)\s*$", re.M)
+
+
+@lru_cache(maxsize=8)
+def templates(name: str) -> dict[str, str]:
+    """The ``## key`` sections of ``prompts/offline/<name>.md`` (via the prompts loader when present)."""
+    text = None
+    try:  # the prompts package's loader, when it has one
+        from prompts import load_prompt  # type: ignore[attr-defined]
+
+        text = load_prompt(f"offline/{name}")
+    except Exception:
+        text = None
+    if not text:
+        text = (_PROMPTS_DIR / f"{name}.md").read_text(encoding="utf-8")
+    parts = _SECTION.split(text)
+    return {parts[i]: parts[i + 1].strip() for i in range(1, len(parts) - 1, 2)}
+
+
+def fill(name: str, key: str, **fields: Any) -> str:
+    """One template section with its fields filled (missing fields read as empty)."""
+    tpl = templates(name)[key]
+    return tpl.format_map(_Blank(fields))
+
+
+class _Blank(dict):
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+def quote_list(items: list[str]) -> str:
+    return ", ".join(f'"{q}"' for q in items if q)
+
+
+# --------------------------------------------------------------------------- example questions
+
+
+def example_questions(catalog: Catalog | None, k: int = 4) -> list[str]:
+    """Useful "try asking" questions that name this fleet's own sites and devices."""
+    site = _short_site(catalog, 0)
+    other = _short_site(catalog, 1)
+    out = ["what's the fleet status?", "how many devices are offline?"]
+    if site:
+        out.append(f"average CPU at {site} yesterday")
+    if site and other:
+        out.append(f"compare the error rate of {site} and {other} over the last 7 days")
+    out += ["which 5 devices had the most anomalies this week?", "which devices need maintenance in the next 30 days?",
+            "show open alerts", "send me the weekly report"]
+    return out[:k]
+
+
+def _short_site(catalog: Catalog | None, i: int) -> str | None:
+    if not catalog or len(catalog.sites) <= i:
+        return None
+    return catalog.sites[i].name
+
+
+# --------------------------------------------------------------------------- direct replies
+
+
+def direct_reply(key: str, fields: dict[str, Any], catalog: Catalog | None) -> str:
+    """A reply that needs no tool (greeting, help, decline, clarification, memory ack)."""
+    f = dict(fields)
+    f.setdefault("examples", quote_list(example_questions(catalog)))
+    if catalog is not None:
+        f.setdefault("sites", ", ".join(s.name for s in catalog.sites[:8]) or "none stored yet")
+        f.setdefault("metrics", ", ".join(m.replace("_", " ") for m in catalog.metrics[:14]))
+    return fill("replies", key, **f)
+
+
+# --------------------------------------------------------------------------- answers from tool results
+
+
+def parse_tool_content(content: Any) -> dict[str, Any]:
+    """A ToolMessage's content as a ToolResult-shaped dict, even when cut short or plain text."""
+    if isinstance(content, dict):
+        return content
+    if isinstance(content, list):  # content blocks
+        content = " ".join(str(c.get("text", c)) if isinstance(c, dict) else str(c) for c in content)
+    text = str(content or "")
+    try:
+        obj = json.loads(text)
+        if isinstance(obj, dict) and ("status" in obj or "summary" in obj or "data" in obj):
+            return obj
+        return {"status": "ok", "data": obj}
+    except ValueError:
+        pass
+    m = re.search(r'"summary"\s*:\s*"((?:[^"\\]|\\.)*)"', text)
+    status = re.search(r'"status"\s*:\s*"(\w+)"', text)
+    if m:
+        return {"status": status.group(1) if status else "ok", "summary": json.loads(f'"{m.group(1)}"'), "truncated": True}
+    if text.lower().startswith("error"):
+        return {"status": "error", "error": text}
+    return {"status": "ok", "summary": text}
+
+
+#: Columns shown per tool, in order (only those present are used).
+_COLUMNS: dict[str, list[str]] = {
+    "list_devices": ["name", "device_type", "site", "health_state", "connectivity", "last_heartbeat"],
+    "list_alerts": ["id", "severity", "status", "device", "device_name", "site", "title", "timestamp"],
+    "query_metric": ["bucket", "device", "site", "device_type", "value", "unit", "samples"],
+    "find_anomalies": ["device", "device_name", "name", "site", "anomalies", "count", "metric", "kind", "severity", "score", "start", "started_at"],
+    "fleet_risk_ranking": ["device", "device_name", "name", "site", "device_type", "p_fail_7d", "p_fail_30d", "p_failure_30d", "risk", "rul_days", "median_rul_days"],
+    "run_sql": [],
+}
+_MAX_ROWS = 10
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return repr(value) if value != int(value) else str(int(value))
+    text = str(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _table(tool: str, rows: list[Any]) -> str:
+    """A small Markdown table of result rows, values copied verbatim."""
+    dict_rows = [r for r in rows if isinstance(r, dict)]
+    if not dict_rows:
+        return ""
+    wanted = _COLUMNS.get(tool) or []
+    keys = [k for k in wanted if any(k in r for r in dict_rows)]
+    if not keys:
+        keys = [k for k, v in dict_rows[0].items() if not isinstance(v, (dict, list))][:6]
+    if "unit" in keys and not any(r.get("unit") for r in dict_rows):
+        keys.remove("unit")
+    head = "| " + " | ".join(k.replace("_", " ") for k in keys) + " |"
+    sep = "|" + "---|" * len(keys)
+    body = ["| " + " | ".join(_cell(r.get(k)).replace("|", "/") for k in keys) + " |" for r in dict_rows[:_MAX_ROWS]]
+    return "\n".join([head, sep, *body])
+
+
+def _fix_for(error: str) -> str:
+    low = error.lower()
+    if "metric" in low:
+        return fill("answers", "fix_metric")
+    if "window" in low or "iso" in low or "starts" in low:
+        return fill("answers", "fix_window")
+    if any(w in low for w in ("site", "device", "scope", "matches", "no alert")):
+        return fill("answers", "fix_scope")
+    return fill("answers", "fix_generic")
+
+
+def _details(tool: str, result: dict[str, Any]) -> str:
+    data = result.get("data")
+    if tool == "fleet_overview" and isinstance(data, dict):
+        parts = []
+        if data.get("by_health"):
+            parts.append("By health: " + ", ".join(f"{k} {v}" for k, v in data["by_health"].items()))
+        if data.get("by_type"):
+            parts.append("By type: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in data["by_type"].items()))
+        if data.get("stale_devices"):
+            parts.append("Stale data: " + ", ".join(str(d.get("name")) for d in data["stale_devices"][:_MAX_ROWS]))
+        return "\n".join(parts)
+    if tool == "compare_metric":
+        return ""
+    if isinstance(data, list) and len(data) > 1 or (isinstance(data, list) and tool in ("list_alerts", "list_devices", "run_sql")):
+        return _table(tool, data)
+    if isinstance(data, dict):
+        for key in ("rows", "items", "devices", "anomalies", "ranking", "findings", "results"):
+            if isinstance(data.get(key), list) and data[key]:
+                return _table(tool, data[key])
+    return ""
+
+
+def _sentence(tool: str, result: dict[str, Any]) -> str:
+    summary = result.get("summary")
+    if summary:
+        return str(summary).strip()
+    data = result.get("data")
+    if tool == "render_report" and isinstance(data, dict):
+        return str(data.get("markdown") or data.get("text") or "The report is ready.")
+    rows = result.get("rows")
+    return f"{tool} returned {rows} row{'s' if rows != 1 else ''}." if rows is not None else f"{tool} finished."
+
+
+def suggestions(tool: str, args: dict[str, Any], result: dict[str, Any], catalog: Catalog | None) -> list[str]:
+    """What to ask next, built from the scope of this answer."""
+    site = args.get("target") if args.get("scope") == "site" else args.get("site") or _short_site(catalog, 0)
+    other = _short_site(catalog, 1) if catalog and site != _short_site(catalog, 1) else _short_site(catalog, 0)
+    metric = str(args.get("metric") or "error rate").replace("_", " ")
+    device = None
+    data = result.get("data")
+    if isinstance(data, list) and data and isinstance(data[0], dict):
+        device = data[0].get("device") or data[0].get("device_name") or data[0].get("name")
+    if isinstance(device, str) and len(device) > 60:
+        device = None
+    table: dict[str, list[str]] = {
+        "fleet_overview": ["which devices are offline?", "show open alerts", "which devices need maintenance in the next 30 days?"],
+        "list_devices": ["what's the fleet status?", "show open alerts", f"why is {device} flagged?" if device else "which devices had anomalies today?"],
+        "query_metric": [f"hourly {metric} at {site} today" if site else f"hourly {metric} today",
+                         f"compare the {metric} of {site} and {other} over the last 7 days" if site and other else "",
+                         f"which 5 devices had the highest {metric} this week?"],
+        "compare_metric": [f"hourly {metric} at {site} today" if site else "", f"which 5 devices had the highest {metric} this week?", "which devices had anomalies this week?"],
+        "find_anomalies": [f"why is {device} flagged?" if device else "show open alerts", "which devices need maintenance in the next 30 days?"],
+        "explain_anomaly": ["show open alerts for this device" if not args.get("device") else f"show open alerts for {args['device']}",
+                            f"what is the maintenance risk of {args.get('device')}?" if args.get("device") else ""],
+        "maintenance_risk": ["which devices need maintenance in the next 30 days?", f"why is {args.get('device')} flagged?" if args.get("device") else ""],
+        "fleet_risk_ranking": [f"what is the maintenance risk of {device}?" if device else "", "show open alerts", "send me the weekly report"],
+        "list_alerts": ["acknowledge alert #<id>", "which devices had anomalies today?", "what's the fleet status?"],
+        "update_alert": ["show open alerts"],
+        "render_report": ["which devices need maintenance in the next 30 days?", "show open alerts"],
+        "run_sql": ["what's the fleet status?"],
+        "memory_search": ["what's the fleet status?"],
+    }
+    return [q for q in table.get(tool, ["what's the fleet status?"]) if q][:3]
+
+
+def answer_from_results(
+    results: list[tuple[str, dict[str, Any], Any]],
+    catalog: Catalog | None = None,
+) -> str:
+    """The final answer for a turn: one paragraph per tool result, details, then next questions.
+
+    ``results`` holds ``(tool name, the arguments the model sent, ToolMessage content)``.
+    """
+    paragraphs: list[str] = []
+    next_qs: list[str] = []
+    for tool, args, content in results:
+        result = parse_tool_content(content)
+        status = result.get("status", "ok")
+        if status == "error":
+            error = str(result.get("error") or result.get("summary") or "the tool failed")
+            paragraphs.append(fill("answers", "error", error=error, fix=_fix_for(error)))
+            continue
+        if status == "no_data":
+            summary = _sentence(tool, result)
+            paragraphs.append(fill("answers", "no_data", summary=summary, fix=fill("answers", "fix_no_data")))
+            continue
+        if status == "needs_confirmation":
+            params = result.get("params") or args
+            shown = ", ".join(f"{k}={v}" for k, v in params.items())
+            paragraphs.append(fill("answers", "needs_confirmation", tool=tool, params=shown))
+            continue
+        text = fill("answers", "ok", summary=_sentence(tool, result))
+        details = _details(tool, result)
+        if details and tool != "render_report":
+            text += "\n\n" + details
+            if result.get("truncated"):
+                text += "\n" + fill("answers", "truncated")
+        paragraphs.append(text)
+        next_qs += [q for q in suggestions(tool, args, result, catalog) if q not in next_qs]
+    if next_qs:
+        paragraphs.append(fill("answers", "next", suggestions=quote_list(next_qs[:3])))
+    return "\n\n".join(p for p in paragraphs if p)
