@@ -196,11 +196,21 @@ def _sentence(tool: str, result: dict[str, Any]) -> str:
     return f"{tool} returned {rows} row{'s' if rows != 1 else ''}." if rows is not None else f"{tool} finished."
 
 
+_SPOKEN = {"cpu_percent": "CPU", "memory_percent": "memory", "disk_percent": "disk usage",
+           "network_latency_ms": "latency", "transaction_count": "transactions", "transaction_volume": "sales",
+           "temperature_celsius": "temperature", "active_connections": "connections"}
+
+
+def spoken_metric(metric: str) -> str:
+    """How a metric reads in a question ("network_latency_ms" -> "latency")."""
+    return _SPOKEN.get(metric, metric.replace("_", " "))
+
+
 def suggestions(tool: str, args: dict[str, Any], result: dict[str, Any], catalog: Catalog | None) -> list[str]:
     """What to ask next, built from the scope of this answer."""
     site = args.get("target") if args.get("scope") == "site" else args.get("site") or _short_site(catalog, 0)
     other = _short_site(catalog, 1) if catalog and site != _short_site(catalog, 1) else _short_site(catalog, 0)
-    metric = str(args.get("metric") or "error rate").replace("_", " ")
+    metric = spoken_metric(str(args.get("metric") or "error_rate"))
     device = None
     data = result.get("data")
     if isinstance(data, list) and data and isinstance(data[0], dict):
@@ -258,7 +268,7 @@ def answer_from_results(
         details = _details(tool, result)
         if details and tool != "render_report":
             text += "\n\n" + details
-            if result.get("truncated"):
+            if result.get("truncated") and not args.get("top_n"):
                 text += "\n" + fill("answers", "truncated")
         paragraphs.append(text)
         next_qs += [q for q in suggestions(tool, args, result, catalog) if q not in next_qs]
