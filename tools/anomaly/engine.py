@@ -197,7 +197,7 @@ class FleetDetector:
         d, m = x.shape
         res = step(self.series, x.reshape(-1), bucket, self.params)
         kind = res.kind.reshape(d, m).copy()
-        strength = np.where(kind > 0, res.strength, 0.0).reshape(d, m)
+        strength = np.where(kind > 0, res.strength.reshape(d, m), 0.0)
         expected = res.expected.reshape(d, m)
         scale = res.scale.reshape(d, m)
         partner: dict[tuple[int, int], str] = {}
