@@ -102,6 +102,7 @@ BUILTIN_TOOL_MODULES: list[str] = [
     "tools.report_tools",
     "tools.sql_tools",
     "tools.memory_tools",
+    "memory.memory_tools",  # memory_search lives with the memory layer (imported by name only)
 ]
 
 
