@@ -1,0 +1,53 @@
+"""``homepot-ai init`` (create or upgrade the store) and ``homepot-ai status`` (the fleet at a glance)."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def init(as_json: bool) -> None:
+    """Create the store (or bring its schema up to date) and say where it is."""
+    from app.context import settings_from_env, store_from_settings
+    from tools.store.migrations import applied_migrations, migrate
+
+    settings = settings_from_env()
+    store = store_from_settings(settings, migrate=False)
+    applied_now = migrate(store)
+    all_applied = applied_migrations(store)
+    info = {
+        "database": store.url,
+        "backend": store.dialect,
+        "timescaledb": store.has_timescale,
+        "data_dir": str(settings.data_dir.resolve()),
+        "applied_now": applied_now,
+        "migrations": all_applied,
+    }
+    if as_json:
+        click.echo(json.dumps(info))
+        return
+    click.echo(f"Store      {info['database']} ({store.dialect}{', TimescaleDB' if store.has_timescale else ''})")
+    click.echo(f"Data dir   {info['data_dir']}")
+    if applied_now:
+        click.echo(f"Applied    {len(applied_now)} migration(s): {', '.join(applied_now)}")
+    else:
+        click.echo(f"Up to date ({len(all_applied)} migrations applied: {', '.join(all_applied)})")
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def status(as_json: bool) -> None:
+    """Sites, devices by type, health and connectivity, data range and freshness, open alerts."""
+    from app.context import settings_from_env, store_from_settings
+    from tools.status import fleet_status, render_status
+
+    settings = settings_from_env()
+    store = store_from_settings(settings)
+    result = fleet_status(store, settings.now(), stale_after_s=int(settings.get("HOMEPOT_AI_STALE_AFTER_S")))
+    if as_json:
+        click.echo(json.dumps(result.model_dump(mode="json") | {"open_alerts_total": result.open_alerts_total}))
+    else:
+        click.echo(render_status(result))
