@@ -500,14 +500,16 @@ def _understand_one(question: str, catalog: Catalog, now: datetime, prev: Frame 
         if action:
             ids = [int(next(g for g in m.groups() if g)) for m in _ALERT_ID.finditer(low)]
             verb = _ACTION_MAP[action.group(1)]
-            if re.search(r"\b(?:all|every|each|everything)\b", low) and not ids:
+            if not ids and re.search(r"\b(?:all|every|each|everything|these|those|them)\b|\balerts\b", low):
                 return Parse(None, reply="decline_bulk_write", fields={"action": verb})
             if not ids:
                 return Parse(None, reply="clarify_alert_id", fields={"action": verb})
             frame = Frame(intent="update_alert", alert_id=ids[0], action=verb, text=raw)
             return Parse(frame, calls=frame_to_calls(frame))
     sql = _SQL.search(raw)
-    if sql and (re.match(r"(?is)^\s*(?:select|with)\b", raw) or _INTENT_WORDS["sql"].search(low)):
+    if sql and re.search(r"(?is)\bfrom\s+\w+|\bselect\s+\d", sql.group(1)) and (
+        re.match(r"(?is)^\s*(?:select|with)\b", raw) or _INTENT_WORDS["sql"].search(low)
+    ):
         return Parse(Frame(intent="sql", text=raw), calls=[ToolCallSpec("run_sql", {"sql": sql.group(1).strip().rstrip(";")})])
     # --- memory
     name = _MY_NAME.search(raw)

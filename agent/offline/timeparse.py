@@ -8,9 +8,9 @@ pinned ``now`` so that the same question always asks the same thing.
 Choices, stated once:
 
 * All clock times are **UTC** (the store's timestamps are naive UTC and sites carry no time zone
-  in HOMEPOT's schema). "Since lunch" is today 12:00 UTC; "this morning" is 06:00-12:00 UTC;
-  "this afternoon" 12:00-18:00; "this evening"/"tonight" 18:00-24:00; "last night" yesterday
-  18:00 to today 06:00. An end later than ``now`` is cut at ``now``.
+  in HOMEPOT's schema). "Since lunch" is today 12:00 UTC (yesterday's when it is not yet past
+  noon); "this morning" is 06:00-12:00 UTC; "this afternoon" 12:00-18:00; "this evening" and
+  "tonight" 18:00-24:00; "last night" yesterday 18:00 to today 06:00. An end later than ``now`` is cut at ``now``.
 * A named window is preferred whenever one fits exactly ("last 7 days" -> ``last_7d``), because
   its label reads well in answers; anything else becomes ISO ``start``/``end``.
 * "Last week" is the calendar week before this one (Monday start), "past week" the last 7 days;
@@ -88,6 +88,14 @@ def _explicit(start: datetime, end: datetime | None, now: datetime, label: str, 
     return TimeSlot(start=start, end=end, label=label, span=span)
 
 
+def _since_noon(now: datetime) -> TimeSlot:
+    """Today 12:00 UTC; before (or at) noon it can only mean yesterday's lunch."""
+    noon = _midnight(now) + timedelta(hours=12)
+    if noon >= now:
+        return TimeSlot(start=noon - timedelta(days=1), label="since 12:00 UTC yesterday")
+    return TimeSlot(start=noon, label="since 12:00 UTC today")
+
+
 def _parse_date(text: str, now: datetime) -> datetime | None:
     text = text.strip()
     iso = re.fullmatch(_ISO_DATE, text)
@@ -140,7 +148,7 @@ def parse_time(text: str, now: datetime) -> TimeSlot | None:
         (rf"\bbetween\s+{_ISO_DATE}\s+and\s+{_ISO_DATE}", "between"),
         (rf"\bfrom\s+{_ISO_DATE}\s+(?:to|until|till)\s+{_ISO_DATE}", "between"),
         (rf"\bbetween\s+((?:{_NAMED_DATE}))\s+and\s+((?:{_NAMED_DATE}))", "between_named"),
-        (r"\bsince\s+(?:lunch(?:time)?|noon|midday)\b", lambda: _explicit(at(12), None, now, "since 12:00 UTC today", (0, 0))),
+        (r"\bsince\s+(?:lunch(?:time)?|noon|midday)\b", lambda: _since_noon(now)),
         (r"\b(?:this|today'?s?)\s+morning\b", lambda: _explicit(at(6), at(12), now, "this morning (06:00-12:00 UTC)", (0, 0))),
         (r"\bthis\s+afternoon\b", lambda: _explicit(at(12), at(18), now, "this afternoon (12:00-18:00 UTC)", (0, 0))),
         (r"\b(?:this\s+evening|tonight)\b", lambda: _explicit(at(18), at(24), now, "this evening (from 18:00 UTC)", (0, 0))),
@@ -218,7 +226,7 @@ def parse_time(text: str, now: datetime) -> TimeSlot | None:
             if hm is None or (m.group(2) is None and m.group(3) is None):
                 continue  # "since 5" alone is not a time
             start = today + timedelta(hours=hm[0], minutes=hm[1])
-            if start > now:
+            if start >= now:
                 start -= timedelta(days=1)
             return TimeSlot(start=start, label=f"since {hm[0]:02d}:{hm[1]:02d} UTC", span=span)
         if kind == "on_day":
