@@ -289,6 +289,7 @@ class _FileImport:
                 self.header = read_header(self.path, sniffed)
                 self._check_columns(self.header)
                 for chunk in iter_csv(self.path, sniffed, self.header, self.chunk_rows, advance):
+                    self.result.rows_read += len(chunk.skipped)
                     for line, why in chunk.skipped:
                         saw = why.rsplit(" ", 1)[-1]
                         why = f"too many fields: expected {len(self.header)}, saw {int(saw) if saw.isdigit() else saw}"

@@ -278,6 +278,10 @@ def _parse_json_line(body: str) -> tuple[dict[str, Any] | None, str]:
             value = json.loads(body)
         except ValueError as exc:
             return None, f"invalid JSON ({exc.args[0].split(':')[0] if exc.args else 'parse error'})"
+        if isinstance(value, dict):
+            # Keep NaN/Infinity as text so they are not mistaken for JSON null (a missing value).
+            value = {k: (repr(v) if isinstance(v, float) and v != v or v in (float("inf"), float("-inf")) else v)
+                     for k, v in value.items()}
     if not isinstance(value, dict):
         return None, "line is JSON but not an object"
     return value, ""
