@@ -37,9 +37,9 @@ def templates(name: str) -> dict[str, str]:
     return {parts[i]: parts[i + 1].strip() for i in range(1, len(parts) - 1, 2)}
 
 
-def fill(name: str, key: str, **fields: Any) -> str:
+def fill(file: str, key: str, **fields: Any) -> str:
     """One template section with its fields filled (missing fields read as empty)."""
-    tpl = templates(name)[key]
+    tpl = templates(file)[key]
     return tpl.format_map(_Blank(fields))
 
 
@@ -97,20 +97,24 @@ def parse_tool_content(content: Any) -> dict[str, Any]:
         return content
     if isinstance(content, list):  # content blocks
         content = " ".join(str(c.get("text", c)) if isinstance(c, dict) else str(c) for c in content)
-    text = str(content or "")
-    try:
-        obj = json.loads(text)
-        if isinstance(obj, dict) and ("status" in obj or "summary" in obj or "data" in obj):
-            return obj
-        return {"status": "ok", "data": obj}
-    except ValueError:
-        pass
-    m = re.search(r'"summary"\s*:\s*"((?:[^"\\]|\\.)*)"', text)
-    status = re.search(r'"status"\s*:\s*"(\w+)"', text)
-    if m:
-        return {"status": status.group(1) if status else "ok", "summary": json.loads(f'"{m.group(1)}"'), "truncated": True}
-    if text.lower().startswith("error"):
-        return {"status": "error", "error": text}
+    text = str(content or "").strip()
+    if text.startswith("{") or text.startswith("["):
+        try:  # raw_decode: the graph may append a hint line after the JSON
+            obj, _ = json.JSONDecoder().raw_decode(text)
+            if isinstance(obj, dict) and ("status" in obj or "summary" in obj or "data" in obj):
+                return obj
+            return {"status": "ok", "data": obj}
+        except ValueError:
+            pass
+    fields = {}
+    for key in ("status", "summary", "error"):  # a result cut short: keep what can be read
+        m = re.search(rf'"{key}"\s*:\s*"((?:[^"\\]|\\.)*)"', text)
+        if m:
+            fields[key] = json.loads(f'"{m.group(1)}"')
+    if fields.get("summary") or fields.get("error"):
+        return {"status": fields.get("status", "ok"), **fields, "truncated": True}
+    if text.lower().startswith("error") or "did not confirm" in text:
+        return {"status": "error", "error": re.sub(r"^error:\s*", "", text, flags=re.I)}
     return {"status": "ok", "summary": text}
 
 
@@ -119,7 +123,7 @@ _COLUMNS: dict[str, list[str]] = {
     "list_devices": ["name", "device_type", "site", "health_state", "connectivity", "last_heartbeat"],
     "list_alerts": ["id", "severity", "status", "device", "device_name", "site", "title", "timestamp"],
     "query_metric": ["bucket", "device", "site", "device_type", "value", "unit", "samples"],
-    "find_anomalies": ["device", "device_name", "name", "site", "anomalies", "count", "metric", "kind", "severity", "score", "start", "started_at"],
+    "find_anomalies": ["id", "device", "device_name", "site", "anomalies", "count", "metric", "kind", "severity", "score", "start"],
     "fleet_risk_ranking": ["device", "device_name", "name", "site", "device_type", "p_fail_7d", "p_fail_30d", "p_failure_30d", "risk", "rul_days", "median_rul_days"],
     "run_sql": [],
 }
@@ -176,6 +180,8 @@ def _details(tool: str, result: dict[str, Any]) -> str:
         return "\n".join(parts)
     if tool == "compare_metric":
         return ""
+    if tool == "explain_anomaly" and isinstance(data, dict):
+        return fill("answers", "explain_details", **{k: _cell(v) for k, v in data.items()})
     if isinstance(data, list) and len(data) > 1 or (isinstance(data, list) and tool in ("list_alerts", "list_devices", "run_sql")):
         return _table(tool, data)
     if isinstance(data, dict):
@@ -253,6 +259,9 @@ def answer_from_results(
         status = result.get("status", "ok")
         if status == "error":
             error = str(result.get("error") or result.get("summary") or "the tool failed")
+            if "did not confirm" in error:
+                paragraphs.append(fill("answers", "not_confirmed", tool=tool))
+                continue
             paragraphs.append(fill("answers", "error", error=error, fix=_fix_for(error)))
             continue
         if status == "no_data":

@@ -106,6 +106,9 @@ class OfflineChatModel(BaseChatModel):
     def respond(self, messages: Sequence[BaseMessage], tools: list[dict[str, Any]] | None = None) -> AIMessage:
         """The model's next message for a conversation (the whole logic, without callbacks)."""
         meta = {"model_name": self.model_name}
+        messages = list(messages)
+        while messages and isinstance(messages[-1], SystemMessage):  # notes the graph appends
+            messages.pop()
         if not messages:
             return AIMessage(content=direct_reply("help", {}, self.catalog), response_metadata=meta)
         if isinstance(messages[-1], ToolMessage):

@@ -293,7 +293,7 @@ def frame_to_calls(f: Frame) -> list[ToolCallSpec]:
         if f.top_n:
             args["top_n"] = f.top_n
         if f.severity:
-            args["severity"] = f.severity
+            args["min_severity"] = f.severity
         return [ToolCallSpec("find_anomalies", args)]
     if f.intent == "explain":
         args = {"device": f.target} if f.scope == "device" and f.target else _scope_args(f.scope, f.target)
