@@ -109,9 +109,13 @@ class MiniLMOnnxEmbedding(EmbeddingFunction[Documents]):
         if not texts:
             return []
         session, tokenizer = _minilm_runtime(self.max_tokens)
-        out: list[np.ndarray] = []
-        for start in range(0, len(texts), self.batch_size):
-            out.extend(_minilm_batch(session, tokenizer, texts[start : start + self.batch_size]))
+        # Batch texts of similar length together: padding to the longest in a batch is wasted work.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out: list[np.ndarray] = [np.empty(0)] * len(texts)
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            for i, vec in zip(idx, _minilm_batch(session, tokenizer, [texts[i] for i in idx])):
+                out[i] = vec
         return out
 
 

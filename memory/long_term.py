@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from memory.embeddings import embedding_from_settings
+from prompts import load_prompt
 
 COLLECTIONS: tuple[str, ...] = ("conversations", "incidents", "preferences", "knowledge")
 RUNBOOKS_DIR = Path(__file__).resolve().parent / "runbooks"
@@ -390,6 +391,19 @@ class LongTermMemory:
                     found.append(Snippet(doc, name, _source_of(name, meta or {}, doc_id), score, doc_id, dict(meta or {})))
         found.sort(key=lambda s: s.score, reverse=True)
         return found[:k]
+
+
+def format_snippets(snippets: Sequence[Snippet], *, max_chars: int = 600) -> str:
+    """Snippets as a prompt block (``prompts/memory_context.md``), each under its source tag.
+
+    Empty string when nothing was recalled, so the caller can leave the block out.
+    """
+    if not snippets:
+        return ""
+    body = "\n\n".join(
+        f"[{s.cite()} | relevance {s.score:.2f}]\n{s.text[:max_chars]}" for s in snippets
+    )
+    return load_prompt("memory_context", snippets=body)
 
 
 def _source_of(collection: str, meta: dict[str, Any], doc_id: str) -> str:

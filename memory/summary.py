@@ -289,18 +289,20 @@ def _safe_cutoff(messages: Sequence[BaseMessage], index: int) -> int:
 
 def summarize_if_needed(messages: Sequence[BaseMessage], budget: int,
                         summarizer: Summarizer | None = None, *,
-                        keep_fraction: float = 0.5) -> tuple[list[BaseMessage], str | None]:
+                        keep_fraction: float = 0.4) -> tuple[list[BaseMessage], str | None]:
     """Return ``(messages, None)`` when within ``budget`` tokens, else the compacted list.
 
-    Leading system messages stay. The newest turns that fit in ``keep_fraction * budget`` are
+    Leading system messages stay. The newest turns that fit in ``keep_fraction * budget`` (40 %) are
     kept verbatim (always at least the last user turn); everything older, including an earlier
     summary, is replaced by one summary message. The summary text is returned too, so the
     caller can store it in long-term memory (``LongTermMemory.remember_conversation``).
+    The default summary takes at most a quarter of the budget, so after a round about 35 % of
+    the budget is free and the next round comes a few turns later, not on every turn.
     """
     messages = list(messages)
     if budget <= 0 or count_tokens(messages) <= budget:
         return messages, None
-    summarizer = summarizer or ExtractiveSummarizer(max_tokens=max(100, budget // 3))
+    summarizer = summarizer or ExtractiveSummarizer(max_tokens=max(100, budget // 4))
     lead = 0
     while lead < len(messages) and isinstance(messages[lead], SystemMessage):
         lead += 1
