@@ -1,0 +1,1 @@
+"""Predictive maintenance: RUL regression (C-MAPSS) and survival models of device failure."""
