@@ -49,7 +49,8 @@ def simulate(devices: int, days: float, interval: str, seed: int, end: str | Non
         click.echo(json.dumps(data))
         return
     click.echo(
-        f"Simulated {summary.devices} devices at {summary.sites} sites, {summary.start:%Y-%m-%d %H:%M} to "
+        f"Simulated {summary.devices} device{'s' * (summary.devices != 1)} at {summary.sites} "
+        f"site{'s' * (summary.sites != 1)}, {summary.start:%Y-%m-%d %H:%M} to "
         f"{summary.end:%Y-%m-%d %H:%M} UTC every {summary.interval_seconds}s (seed {summary.seed}, run {summary.run_id})."
     )
     click.echo(f"  metric rows      {summary.metric_rows:>12,}  ({summary.metric_values:,} values)")

@@ -32,6 +32,19 @@ CAUSE_ERRORS: dict[str, tuple[str, str, str]] = {
     "network_interface_failure": ("NET_UPSTREAM_TIMEOUT", "external_service", "Upstream request timed out after 3 retries (packet loss {loss:.1f}%)"),
     "controller_board_fault": ("CTRL_WATCHDOG_RESET", "api", "Controller watchdog reset: firmware task overrun"),
 }
+#: cause -> what the last log lines before a failure say.
+FAILURE_MESSAGES: dict[str, str] = {
+    "fan_failure": "Thermal shutdown: CPU temperature above critical limit, fan not spinning",
+    "disk_failure": "Filesystem remounted read-only after repeated I/O errors",
+    "card_reader_failure": "Card reader (PED) not detected on USB bus",
+    "printer_failure": "Receipt printer offline: head fault",
+    "memory_leak_crash": "POS application killed by OOM killer",
+    "battery_failure": "UPS battery failed; unit lost power during mains dip",
+    "battery_depletion": "Sensor battery exhausted",
+    "sensor_probe_fault": "Temperature probe open circuit",
+    "network_interface_failure": "Network interface down: link lost",
+    "controller_board_fault": "Controller board fault: repeated watchdog resets",
+}
 ROUTINE_ERRORS: tuple[tuple[str, str, str, str], ...] = (
     ("API_TIMEOUT", "api", "warning", "Request to /api/v1/sync timed out after 5000 ms"),
     ("PAYMENT_DECLINED_RETRY", "external_service", "info", "Payment gateway returned 502; retried successfully"),
@@ -202,7 +215,7 @@ def build_records(dev: DeviceSpec, db_id: int, site_db_id: int, grid: np.ndarray
             for j in range(int(rng.integers(3, 7))):
                 code, cat, tmpl = CAUSE_ERRORS[ep.cause]
                 log(ep.failed_at - np.timedelta64(int(rng.integers(0, 1200)), "s"), code, cat, "critical",
-                    f"{tmpl.split(':')[0].split(';')[0].format(temp=0, fan=0, gc=0, loss=0)} - device failed",
+                    f"{FAILURE_MESSAGES[ep.cause]}; device stopped responding",
                     resolved_at=restored)
             log(ep.failed_at + np.timedelta64(150, "s"), "HEARTBEAT_LOST", "api", "critical",
                 "Heartbeat lost: device unreachable", resolved_at=restored)
