@@ -251,3 +251,31 @@ def test_a_question_is_read_in_well_under_a_few_ms(catalog: Catalog) -> None:
         understand(question, catalog, NOW, ["average CPU at Camden yesterday"])
     per_question_ms = (time.perf_counter() - started) * 1000 / len(BAR)
     assert per_question_ms < 20  # a few ms on a loaded 2-core machine; typically well under 1 ms
+
+
+# --------------------------------------------------------------------------- device names that carry their site
+
+
+@pytest.fixture(scope="module")
+def sim_catalog() -> Catalog:
+    """Names the way the simulator writes them: "POS-01 Leeds Kirkgate"."""
+    sites = [SiteEntry(1, "SITE-A", "Leeds Kirkgate"), SiteEntry(2, "SITE-B", "Paris Chatelet")]
+    devices = [DeviceEntry(i, f"DEVICE-{i}", f"POS-0{n} {site}", "pos_terminal", site)
+               for i, (n, site) in enumerate([(1, "Leeds Kirkgate"), (2, "Leeds Kirkgate"), (1, "Paris Chatelet")], 1)]
+    return Catalog(sites=sites, devices=devices, metrics=METRICS)
+
+
+@pytest.mark.parametrize("question,target", [
+    ("why is POS-01 at Leeds flagged?", "POS-01 Leeds Kirkgate"),
+    ("why is pos 1 in paris flagged?", "POS-01 Paris Chatelet"),
+    ("why is POS-02 flagged?", "POS-02 Leeds Kirkgate"),  # only one POS-02: no site needed
+    ("why is pos-01 leeds kirkgate flagged?", "POS-01 Leeds Kirkgate"),
+])
+def test_device_named_by_its_short_name_and_site(sim_catalog: Catalog, question: str, target: str) -> None:
+    assert call(sim_catalog, question) == ("explain_anomaly", {"device": target})
+
+
+def test_a_short_name_shared_by_sites_gets_a_clarifying_question(sim_catalog: Catalog) -> None:
+    parse = understand("latency of POS-01 today", sim_catalog, NOW)
+    assert parse.reply == "clarify_device"
+    assert parse.fields["options"] == ["POS-01 Leeds Kirkgate", "POS-01 Paris Chatelet"]

@@ -81,6 +81,8 @@ def _short_site(catalog: Catalog | None, i: int) -> str | None:
 def direct_reply(key: str, fields: dict[str, Any], catalog: Catalog | None) -> str:
     """A reply that needs no tool (greeting, help, decline, clarification, memory ack)."""
     f = dict(fields)
+    if isinstance(f.get("options"), list):
+        f["options"] = ", ".join(f["options"][:8]) + (" ..." if len(f["options"]) > 8 else "")
     f.setdefault("examples", quote_list(example_questions(catalog)))
     if catalog is not None:
         f.setdefault("sites", ", ".join(s.name for s in catalog.sites[:8]) or "none stored yet")

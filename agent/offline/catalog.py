@@ -21,6 +21,7 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Iterable
 
 #: Words that say "a place" or "a thing" and carry no identity: "the Camden store" is "Camden".
@@ -83,9 +84,18 @@ _UNIT_SUFFIXES = ("_percent", "_pct", "_ms", "_celsius", "_rpm", "_c", "_dbm", "
 _TOKEN = re.compile(r"[a-z0-9]+(?:[-_][a-z0-9]+)*")
 
 
+_PUBLIC_ID = re.compile(r"^(?:device|site)-")
+
+
 def tokens(text: str) -> list[str]:
-    """Lower-case word tokens; public ids such as DEVICE-AB12-... stay one token."""
-    return _TOKEN.findall(text.lower())
+    """Lower-case word tokens. Public ids (DEVICE-AB12-...) stay one token; other hyphenated
+    words split ("POS-01" -> "pos", "1") and numbers lose leading zeros, so that "pos 1",
+    "POS-01" and "pos-1" read the same."""
+    out: list[str] = []
+    for tok in _TOKEN.findall(text.lower()):
+        parts = [tok] if _PUBLIC_ID.match(tok) else re.split(r"[-_]", tok)
+        out += [p.lstrip("0") or "0" if p.isdigit() else p for p in parts if p]
+    return out
 
 
 def norm(text: str) -> str:
@@ -119,6 +129,7 @@ class Mention:
     start: int  # token span in the question
     end: int
     exact: bool = True
+    options: tuple[str, ...] = ()  # "device_part": every device whose name has these words
 
 
 @dataclass
@@ -159,7 +170,8 @@ class Catalog:
         try:
             from tools.store.metrics_io import list_metric_names
 
-            metrics = list(list_metric_names(store))
+            # the newest hours hold every key a live device writes, at a fraction of the cost
+            metrics = list(list_metric_names(store, recent=timedelta(hours=6)))
         except Exception:  # an empty or foreign store: the named columns are always there
             metrics = list(NAMED_METRICS)
         return cls(sites=sites, devices=devices, metrics=metrics)
@@ -192,9 +204,16 @@ class Catalog:
             if len(core) > 1 and first_words.get(core[0]) == 1 and len(core[0]) >= 3 and not core[0].isdigit():
                 add("site", s.name, core[0])
                 add("site", s.name, " ".join(core[:2]))
+        site_words = {s.name: tokens(norm(s.name)) for s in self.sites}
         for d in self.devices:
             add("device", d.name, d.name)
             add("device", d.name, d.device_id)
+            # "POS-01 Leeds Kirkgate" is also "POS-01" (at Leeds): the name without its site's words
+            words = tokens(norm(d.name))
+            sw = set(site_words.get(d.site or "", ()))
+            core = [w for w in words if w not in sw]
+            if sw and core and len(core) < len(words):
+                add("device_part", d.name, " ".join(core))
         for dtype in set(self.device_types) | set(DEVICE_TYPE_SYNONYMS):
             add("device_type", dtype, dtype.replace("_", " "))
             for syn in DEVICE_TYPE_SYNONYMS.get(dtype, ()):
@@ -252,10 +271,11 @@ class Catalog:
                         break
             if hit:
                 length, chosen = hit
-                # an alias shared by two kinds (a site called "Gateway"): prefer device > site > type > metric
-                order = {"device": 0, "site": 1, "device_type": 2, "metric": 3}
+                # an alias shared by two kinds (a site called "Gateway"): prefer device > part > site > type > metric
+                order = {"device": 0, "device_part": 1, "site": 2, "device_type": 3, "metric": 4}
                 kind, value = sorted(chosen, key=lambda e: order.get(e[0], 9))[0]
-                found.append(Mention(kind, value, i, i + length))
+                options = tuple(v for k, v in chosen if k == kind) if kind == "device_part" else ()
+                found.append(Mention(kind, value, i, i + length, options=options))
                 i += length
             else:
                 i += 1

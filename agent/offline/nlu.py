@@ -174,7 +174,7 @@ def extract_slots(question: str, catalog: Catalog, now: datetime) -> Slots:
         a, b = slot.span
         rest = low[:a] + " " + low[b:]
     toks = catalog.correct(tokens(rest), protected=_PROTECTED)
-    mentions = catalog.find(toks)
+    mentions = _resolve_parts(catalog.find(toks), catalog)
     agg = None
     for pattern, name in _AGG_WORDS:
         if re.search(pattern, low):
@@ -201,6 +201,35 @@ def extract_slots(question: str, catalog: Catalog, now: datetime) -> Slots:
     elif top_n is not None or _RANK_WORDS.search(low):
         order = "desc"
     return Slots(slot, mentions, agg, bucket, group_by, top_n, order, low)
+
+
+def _resolve_parts(mentions: list[Mention], catalog: Catalog) -> list[Mention]:
+    """"POS 1 at Leeds": a part of a device name plus a site is that site's device.
+
+    A part that names one device becomes that device; several devices stay ``device_part``
+    (the question is ambiguous and gets a clarifying question); a part whose site is also
+    mentioned drops that site mention (it was only there to pick the device).
+    """
+    sites = [m.value for m in mentions if m.kind == "site"]
+    out: list[Mention] = []
+    used_sites: set[str] = set()
+    for m in mentions:
+        if m.kind != "device_part":
+            out.append(m)
+            continue
+        options = list(m.options) or [m.value]
+        at_site = [o for o in options if (d := catalog.device(o)) is not None and d.site in sites]
+        pick = at_site if at_site else options
+        if len(pick) == 1:
+            dev = catalog.device(pick[0])
+            if dev is not None and dev.site:
+                used_sites.add(dev.site)
+            out.append(Mention("device", pick[0], m.start, m.end))
+        else:
+            out.append(Mention("device_part", pick[0], m.start, m.end, options=tuple(pick)))
+    if used_sites:
+        out = [m for m in out if not (m.kind == "site" and m.value in used_sites)]
+    return out
 
 
 _PROTECTED = frozenset(
@@ -592,6 +621,9 @@ def _understand_one(question: str, catalog: Catalog, now: datetime, prev: Frame 
         if _OUT_OF_SCOPE.search(low):
             return Parse(None, reply="decline_out_of_scope", fields={"question": raw})
         return Parse(None, reply="not_understood", fields={"question": raw})
+    parts = [m for m in slots.mentions if m.kind == "device_part"]
+    if parts and not slots.of("device"):
+        return Parse(None, reply="clarify_device", fields={"options": list(parts[0].options)})
     frame = _fleet_frame(intent, slots, raw)
     notes: list[str] = []
     if intent == "explain" and frame.scope != "device":
