@@ -17,7 +17,7 @@ from sqlalchemy import insert, select, update
 from tools.metric_tools import iso, ts_param
 from tools.registry import ToolContext, register
 from tools.results import ToolResult
-from tools.scopes import resolve_device, resolve_site, scoped_text
+from tools.scopes import friendly_errors, resolve_device, resolve_site, scoped_text
 from tools.store.schema import ALERT_SEVERITIES, Alert, AuditLog
 from tools.timewindow import Window, during, resolve_window
 
@@ -39,6 +39,7 @@ class ListAlertsArgs(BaseModel):
 
 
 @register(group="alerts")
+@friendly_errors
 def list_alerts(ctx: ToolContext, args: ListAlertsArgs) -> ToolResult:
     """List alerts, newest first, filtered by device, site, status, minimum severity and time window.
 

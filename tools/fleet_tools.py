@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from tools.metric_tools import iso, ts_param
 from tools.registry import ToolContext, register
 from tools.results import ToolResult
-from tools.scopes import DEVICE_TYPE_LABELS, ScopeNotFound, resolve_device_type, resolve_site, scoped_text
+from tools.scopes import friendly_errors, DEVICE_TYPE_LABELS, ScopeNotFound, resolve_device_type, resolve_site, scoped_text
 from tools.store.engine import Store
 from tools.store.schema import ALERT_SEVERITIES, HEALTH_STATES
 
@@ -162,6 +162,7 @@ class ListDevicesArgs(BaseModel):
 
 
 @register(group="fleet")
+@friendly_errors
 def list_devices(ctx: ToolContext, args: ListDevicesArgs) -> ToolResult:
     """List devices with their site, type, health, connectivity and data freshness, filtered.
 

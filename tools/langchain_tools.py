@@ -70,7 +70,15 @@ def model_text(result: ToolResult, max_chars: int = 4000) -> str:
         room = max_chars - len(dump(payload)) - 40
         text = dump(data)
         payload["data"] = data if len(text) <= room else text[: max(room, 0)] + "...(cut)"
-    return dump(payload)[:max_chars]
+    text = dump(payload)
+    if len(text) > max_chars:
+        payload.pop("query", None)
+        text = dump(payload)
+    if len(text) > max_chars and payload.get("summary"):  # last resort: shorten the sentence itself
+        over = len(text) - max_chars + 20
+        payload["summary"] = payload["summary"][: max(0, len(payload["summary"]) - over)] + "..."
+        text = dump(payload)
+    return text
 
 
 def make_langchain_tool(ctx: ToolContext, spec: ToolSpec, *, confirm: Confirm | None = None,

@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 from tools.registry import ToolContext, register
 from tools.results import ToolResult
 from tools.scopes import (
+    friendly_errors,
     ResolvedScope,
     Scope,
     ScopeArgs,
@@ -292,6 +293,7 @@ class QueryMetricArgs(ScopeArgs, WindowArgs):
 
 
 @register(group="metrics")
+@friendly_errors
 def query_metric(ctx: ToolContext, args: QueryMetricArgs) -> ToolResult:
     """Aggregate one device metric over a scope (fleet, site, device type or device) and a time window.
 
@@ -370,6 +372,7 @@ class CompareMetricArgs(WindowArgs):
 
 
 @register(group="metrics")
+@friendly_errors
 def compare_metric(ctx: ToolContext, args: CompareMetricArgs) -> ToolResult:
     """Compare one metric between two scopes over the same window, or one scope over two periods.
 

@@ -505,3 +505,31 @@ def resolve_metric(store_or_names: Store | Iterable[str], value: str) -> str:
         f"No metric matches {value!r}; closest: {', '.join(close[:5])}. All metrics: {', '.join(available)}.",
         close[:5],
     )
+
+
+# --------------------------------------------------------------------------- tool error shape
+
+
+def friendly_errors(fn):
+    """Decorator for tools: a name or window that cannot be resolved becomes a one-sentence result.
+
+    ``ScopeNotFound``/``MetricNotFound``/``WindowError`` are the model's mistakes to correct, so they
+    come back as ``error`` results carrying only the sentence (no exception class name); when the
+    store simply holds no sites or devices yet, the answer is ``no_data`` instead.
+    """
+    import functools
+
+    from tools.results import ToolResult
+    from tools.timewindow import WindowError
+
+    @functools.wraps(fn)
+    def wrapper(ctx, args):
+        try:
+            return fn(ctx, args)
+        except (ScopeNotFound, MetricNotFound, WindowError) as exc:
+            name = fn.__name__
+            if "are stored yet" in str(exc):
+                return ToolResult(status="no_data", tool=name, summary=str(exc))
+            return ToolResult.fail(name, str(exc))
+
+    return wrapper
