@@ -255,3 +255,11 @@ def test_memory_operations_touch_no_network(tmp_path, monkeypatch):
         hits = memory.search("card reader keeps failing")
     assert attempts == []
     assert hits and hits[0].metadata.get("file") == "card_reader_errors.md"
+
+
+def test_embeddings_and_threshold_come_from_settings(tmp_path):
+    memory = LongTermMemory.from_settings(settings_for(
+        tmp_path / "home", HOMEPOT_AI_EMBEDDINGS="hashing", HOMEPOT_AI_MEMORY_MIN_SCORE="0.5"))
+    assert memory.ef_name == "homepot_hashing"
+    assert memory.min_score == 0.5
+    assert memory.physical_name("knowledge") == "knowledge__homepot_hashing"

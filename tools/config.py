@@ -37,6 +37,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("HOMEPOT_AI_CHROMA_HOST", "", "Host of a Chroma server (HttpClient). Unset: a PersistentClient under the data directory."),
     Setting("HOMEPOT_AI_CHROMA_PORT", 8000, "Port of the Chroma server."),
     Setting("HOMEPOT_AI_RUNBOOKS_DIR", "", "Folder of Markdown runbooks loaded into the knowledge collection. Unset: the starter runbooks shipped with the package."),
+    Setting("HOMEPOT_AI_EMBEDDINGS", "auto", "Embeddings of the long-term memory: `auto` (the bundled all-MiniLM-L6-v2 ONNX model, else hashing with a warning), `minilm`, `hashing`, or `ollama:MODEL` (Ollama's embeddings; opt-in)."),
+    Setting("HOMEPOT_AI_MEMORY_MIN_SCORE", "", "Relevance threshold (cosine similarity, 0-1) below which memory snippets are not used. Unset: the embedding's own default (0.25 for MiniLM)."),
     Setting("HOMEPOT_AI_SUMMARY_TOKEN_BUDGET", 1500, "Conversation tokens kept verbatim before older turns are summarised."),
     Setting("HOMEPOT_AI_MAX_TOOL_CALLS", 8, "Most tool calls the agent may make in one turn."),
     Setting("HOMEPOT_AI_TOOL_OUTPUT_CHARS", 4000, "Most characters of one tool result shown to the model; larger results are summarised."),
