@@ -222,14 +222,20 @@ class _DeviceMap:
 
     def resolve(self, raw: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(devices.id or -1, missing mask, unknown mask) for a column of raw cells."""
-        present = raw.notna()
-        as_text = raw.where(present, "").astype(str).str.strip()
-        missing = (as_text == "").to_numpy()
-        ids = as_text.map(self.by_public)
-        numeric = pd.to_numeric(as_text.where(ids.isna()), errors="coerce")
-        whole = numeric.where(numeric.notna() & (numeric % 1 == 0))
-        known_int = whole.isin(list(self.ids)) if self.ids else pd.Series(False, index=raw.index)
-        ids = ids.where(ids.notna(), whole.where(known_int))
+        ids = raw.map(self.by_public)
+        miss = ids.isna().to_numpy()
+        if miss.any():  # integer ids, padded public ids, empty cells: the slow path, only for these
+            rest = raw[miss]
+            as_text = rest.where(rest.notna(), "").astype(str).str.strip()
+            again = as_text.map(self.by_public)
+            numeric = pd.to_numeric(as_text.where(again.isna()), errors="coerce")
+            whole = numeric.where(numeric.notna() & (numeric % 1 == 0))
+            known = whole.isin(list(self.ids)) if self.ids else pd.Series(False, index=rest.index)
+            ids.loc[rest.index] = again.where(again.notna(), whole.where(known))
+            missing = np.zeros(len(raw), dtype=bool)
+            missing[miss] = (as_text == "").to_numpy()
+        else:
+            missing = np.zeros(len(raw), dtype=bool)
         resolved = ids.fillna(-1).to_numpy(dtype=np.int64)
         unknown = (resolved < 0) & ~missing
         return resolved, missing, unknown
@@ -247,7 +253,8 @@ class _FileImport:
         self.max_problems = max_problems
         self.result = FileResult(file=str(path))
         self.rejected: Counter[str] = Counter()
-        self.seen: dict[tuple, int] = {}  # in-file key -> first line
+        self._seen_keys: np.ndarray | None = None  # in-file wide keys so far (sorted)
+        self._seen_lines: np.ndarray | None = None
         self.long_parts: list[pd.DataFrame] = []
         self.extra_cols: list[str] = []
         self.header: list[str] = []
@@ -396,8 +403,10 @@ class _FileImport:
         n = len(frame)
         if n == 0:
             return
-        # Blank lines are not records.
-        blank = frame.isna().all(axis=1).to_numpy()
+        # Blank lines are not records (checked only where the device cell is empty: cheap).
+        blank = frame["device_id"].isna().to_numpy()
+        if blank.any():
+            blank[blank] = frame.loc[blank].isna().all(axis=1).to_numpy()
         code = np.full(n, None, dtype=object)
         reason = np.full(n, None, dtype=object)
 
@@ -408,6 +417,9 @@ class _FileImport:
             code[mask] = c
             if isinstance(why, str):
                 reason[mask] = why
+            elif callable(why):  # messages built only for the flagged rows
+                idx = np.flatnonzero(mask)
+                reason[idx] = np.asarray(list(why(idx)), dtype=object)
             else:
                 reason[mask] = np.asarray(why, dtype=object)[mask]
 
@@ -419,14 +431,18 @@ class _FileImport:
 
         dev, missing_dev, unknown_dev = self.devices.resolve(frame["device_id"])
         flag(missing_dev, "missing_device", "missing device_id")
-        flag(unknown_dev, "unknown_device", "unknown device " + _as_text(frame["device_id"]).map(repr))
+        dev_raw = frame["device_id"].to_numpy(dtype=object)
+        flag(unknown_dev, "unknown_device", lambda idx: [f"unknown device {str(dev_raw[i]).strip()!r}" for i in idx])
 
         ts, missing_ts, bad_ts = _parse_timestamps(frame["timestamp"])
         flag(missing_ts, "missing_timestamp", "missing timestamp")
-        flag(bad_ts, "bad_timestamp", "unparseable timestamp " + _as_text(frame["timestamp"]).map(repr))
-        future = (ts > (self.now + FUTURE_SKEW)).to_numpy() & ~np.isnat(ts.to_numpy())
-        flag(future, "future_timestamp",
-             "timestamp " + ts.dt.strftime("%Y-%m-%d %H:%M:%S").fillna("") + f" is in the future (now is {self.now:%Y-%m-%d %H:%M:%S} UTC)")
+        ts_raw = frame["timestamp"].to_numpy(dtype=object)
+        flag(bad_ts, "bad_timestamp", lambda idx: [f"unparseable timestamp {str(ts_raw[i]).strip()!r}" for i in idx])
+        ts_arr = ts.to_numpy()
+        future = ts_arr > np.datetime64(self.now + FUTURE_SKEW)
+        flag(future, "future_timestamp", lambda idx: [
+            f"timestamp {pd.Timestamp(ts_arr[i]):%Y-%m-%d %H:%M:%S} is in the future "
+            f"(now is {self.now:%Y-%m-%d %H:%M:%S} UTC)" for i in idx])
 
         if self.result.shape == "long":
             values = self._validate_long(frame, flag)
@@ -556,39 +572,53 @@ class _FileImport:
         return out
 
     def _validate_long(self, frame: pd.DataFrame, flag) -> tuple[np.ndarray, np.ndarray]:
-        metric = _as_text(frame["metric"])
-        flag((metric == "").to_numpy(), "missing_metric", "missing metric name")
-        raw = frame["value"]
-        empty = (_as_text(raw) == "").to_numpy()
-        flag(empty, "missing_value", "missing value")
-        values = _numeric(raw, "value", flag)
-        return metric.to_numpy(dtype=object), values
+        codes, uniques = pd.factorize(frame["metric"])  # a handful of names: strip those, not every cell
+        names = np.array([str(u).strip() for u in uniques] + [""], dtype=object)
+        metric = names[codes]  # code -1 (missing) picks the trailing ""
+        flag(metric == "", "missing_metric", "missing metric name")
+        values = _numeric(frame["value"], "value", flag)
+        flag(np.isnan(values), "missing_value", "missing value")
+        return metric, values
 
     # -- dedupe and write ----------------------------------------------------------
 
     def _dedupe(self, frame: pd.DataFrame, key: list[str]) -> pd.DataFrame:
-        """Drop in-file repeats of a key (first wins, across chunks); report each as a duplicate."""
+        """Drop in-file repeats of a key (first wins); report each as a duplicate of its first line.
+
+        Vectorised within the frame; wide files also check earlier chunks through a sorted array
+        of int64 keys (device id and millisecond timestamp), so memory stays at 16 bytes a row.
+        """
         if frame.empty:
             return frame
-        key_cols = [frame[k].to_numpy() for k in key]
-        if "timestamp" in key:
-            i = key.index("timestamp")
-            key_cols[i] = key_cols[i].astype("datetime64[ns]").astype(np.int64)
-        keys = list(zip(*(c.tolist() for c in key_cols)))
-        lines = frame["line"].tolist()
-        keep = np.ones(len(frame), dtype=bool)
-        dup_lines, dup_reasons = [], []
-        seen = self.seen
-        for i, k in enumerate(keys):
-            first = seen.setdefault(k, lines[i])
-            if first != lines[i]:
-                keep[i] = False
-                dup_lines.append(lines[i])
-                dup_reasons.append(f"duplicate of line {first} (same device, timestamp{', metric' if len(key) > 2 else ''})")
-        if dup_lines:
-            self.result.duplicates += len(dup_lines)
-            self._list(self.report.duplicate_rows, np.array(dup_lines), "duplicate", dup_reasons, [""] * len(dup_lines))
-        return frame.loc[keep]
+        dup = frame.duplicated(subset=key, keep="first").to_numpy()
+        first_line = None
+        if dup.any():
+            first_line = frame.groupby(key, sort=False)["line"].transform("first").to_numpy()
+        if "metric" not in key:
+            k64 = (frame["device_id"].to_numpy(dtype=np.int64) * 10**13
+                   + frame["timestamp"].to_numpy().astype("datetime64[ms]").astype(np.int64))
+            if self._seen_keys is not None and len(self._seen_keys):
+                pos = np.searchsorted(self._seen_keys, k64)
+                pos_c = np.minimum(pos, len(self._seen_keys) - 1)
+                earlier = (self._seen_keys[pos_c] == k64) & ~dup
+                if earlier.any():
+                    if first_line is None:
+                        first_line = frame["line"].to_numpy().copy()
+                    first_line = first_line.copy()
+                    first_line[earlier] = self._seen_lines[pos_c[earlier]]
+                    dup |= earlier
+            fresh = ~dup
+            keys = np.concatenate([self._seen_keys, k64[fresh]]) if self._seen_keys is not None else k64[fresh]
+            lines = np.concatenate([self._seen_lines, frame["line"].to_numpy()[fresh]]) if self._seen_lines is not None else frame["line"].to_numpy()[fresh]
+            order = np.argsort(keys, kind="stable")
+            self._seen_keys, self._seen_lines = keys[order], lines[order]
+        if dup.any():
+            dup_lines = frame["line"].to_numpy()[dup]
+            what = "same device, timestamp, metric" if "metric" in key else "same device and timestamp"
+            reasons = [f"duplicate of line {int(f)} ({what})" for f in first_line[dup]]
+            self.result.duplicates += int(dup.sum())
+            self._list(self.report.duplicate_rows, dup_lines, "duplicate", reasons, [""] * len(dup_lines))
+        return frame.loc[~dup]
 
     def _flush_long(self) -> None:
         """Pivot the file's long rows to wide rows (one per device and timestamp) and store them."""
@@ -736,23 +766,32 @@ def _numeric(raw: pd.Series, name: str, flag) -> np.ndarray:
 
 
 def _parse_timestamps(raw: pd.Series) -> tuple[pd.Series, np.ndarray, np.ndarray]:
-    """(naive UTC timestamps, missing mask, unparseable mask). ISO-8601 or epoch s / ms."""
-    text_vals = _as_text(raw)
-    missing = (text_vals == "").to_numpy()
-    numeric = pd.to_numeric(text_vals.where(~missing), errors="coerce")
-    is_num = numeric.notna().to_numpy()
+    """(naive UTC timestamps, missing mask, unparseable mask). ISO-8601, or epoch s / ms.
+
+    ISO-8601 is tried on the whole column first (the common case, one C pass); only the cells
+    it cannot read are stripped and tried as epoch numbers.
+    """
+    present = raw.notna().to_numpy()
+    if raw.dtype == object:
+        is_text = present.copy()
+        is_text[present] = [isinstance(v, str) for v in raw.to_numpy()[present]]
+    else:
+        is_text = np.zeros(len(raw), dtype=bool)
     out = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns]")
-    if (~is_num & ~missing).any():
-        iso = text_vals[~is_num & ~missing]
-        parsed = pd.to_datetime(iso, utc=True, format="ISO8601", errors="coerce")
-        out.loc[iso.index] = parsed.dt.tz_localize(None).to_numpy()
-    if is_num.any():
-        nums = numeric[is_num]
-        ms = nums.abs() > 1e11
-        secs = nums.where(~ms, nums / 1000.0)
-        ok = secs.abs() < 4e9
-        stamps = pd.to_datetime(secs.where(ok), unit="s", errors="coerce")
-        out.loc[nums.index] = stamps.to_numpy()
+    if is_text.any():
+        parsed = pd.to_datetime(raw[is_text], utc=True, format="ISO8601", errors="coerce")
+        out[is_text] = parsed.dt.tz_localize(None).to_numpy()
+    retry = present & out.isna().to_numpy()
+    missing = ~present
+    if retry.any():
+        rest = raw[retry].astype(str).str.strip()
+        missing[retry] = (rest == "").to_numpy()
+        iso = pd.to_datetime(rest.where(rest != ""), utc=True, format="ISO8601", errors="coerce")
+        nums = pd.to_numeric(rest.where(iso.isna() & (rest != "")), errors="coerce")
+        secs = nums.where(nums.abs() <= 1e11, nums / 1000.0)
+        stamps = pd.to_datetime(secs.where(secs.abs() < 4e9), unit="s", errors="coerce")
+        filled = iso.dt.tz_localize(None).where(iso.notna(), stamps)
+        out[retry] = filled.to_numpy()
     bad = out.isna().to_numpy() & ~missing
     return out, missing, bad
 
