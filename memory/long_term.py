@@ -361,6 +361,16 @@ class LongTermMemory:
         return self.index_runbooks(self.runbooks_dir)
 
     # ------------------------------------------------------------------ reading
+    def recall(self, query: str, *, user: str | None = None, k: int = 4) -> tuple[str, str]:
+        """``(memories, preferences)`` prompt text for one turn (``prompts.system_prompt``).
+
+        Searches every collection but preferences for ``query``; the user's preferences are all
+        included (they are few and always apply). Either string is empty when there is nothing.
+        """
+        snippets = self.search(query, [c for c in COLLECTIONS if c != "preferences"], k=k)
+        prefs = self.preferences_for(user) if user else []
+        return format_snippets(snippets), "\n".join(f"- {p}" for p in prefs)
+
     def search(self, query: str, collections: Iterable[str] | None = None, k: int = 4,
                min_score: float | None = None, *, user: str | None = None) -> list[Snippet]:
         """The ``k`` most relevant snippets over ``collections`` (default all), best first.

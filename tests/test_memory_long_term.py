@@ -263,3 +263,12 @@ def test_embeddings_and_threshold_come_from_settings(tmp_path):
     assert memory.ef_name == "homepot_hashing"
     assert memory.min_score == 0.5
     assert memory.physical_name("knowledge") == "knowledge__homepot_hashing"
+
+
+def test_recall_gives_the_two_prompt_blocks_for_a_turn(hashing_memory):
+    hashing_memory.index_runbooks()
+    hashing_memory.remember_preference("dana", "Always show temperatures in Celsius")
+    memories, preferences = hashing_memory.recall("receipts print blank", user="dana")
+    assert "[knowledge: receipt_printer_faults.md > " in memories
+    assert preferences == "- Always show temperatures in Celsius"
+    assert hashing_memory.recall("receipts print blank", user="nobody")[1] == ""
