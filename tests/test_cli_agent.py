@@ -82,3 +82,14 @@ def test_bad_model_and_missing_question_are_one_sentence(fleet_home, capsys) -> 
             main(argv)
         err = capsys.readouterr().err
         assert exit_info.value.code == 1 and sentence in err and "Traceback" not in err
+
+
+def test_chat_streams_answers_shows_tool_calls_and_understands_commands(fleet_home) -> None:
+    result = CliRunner().invoke(cli, ["chat", "--model", "offline"],
+                                input="/help\nhow many devices are offline?\n/new\n/quit\n", catch_exceptions=False)
+    assert result.exit_code == 0
+    out = result.stdout
+    assert "/new" in out and "/quit" in out  # the help text
+    assert "ai> " in out and "Data: newest reading" in out
+    assert "  · " in out and "->" in out  # a tool call shown as a one-liner
+    assert "New conversation, thread" in out
