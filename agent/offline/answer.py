@@ -108,13 +108,20 @@ def parse_tool_content(content: Any) -> dict[str, Any]:
             return {"status": "ok", "data": obj}
         except ValueError:
             pass
-    fields = {}
-    for key in ("status", "summary", "error"):  # a result cut short: keep what can be read
+    fields: dict[str, Any] = {}
+    for key in ("status", "summary", "error", "title", "path"):  # a result cut short: keep what can be read
         m = re.search(rf'"{key}"\s*:\s*"((?:[^"\\]|\\.)*)"', text)
         if m:
             fields[key] = json.loads(f'"{m.group(1)}"')
     if fields.get("summary") or fields.get("error"):
         return {"status": fields.get("status", "ok"), **fields, "truncated": True}
+    if fields.get("title"):  # e.g. a report whose Markdown filled the message: say what it is and where
+        counts = {k: int(m.group(1)) for k in ("devices", "offline", "open_alerts", "anomalies", "at_risk")
+                  if (m := re.search(rf'"{k}"\s*:\s*(-?\d+)[,}}]', text))}
+        data = {"title": fields["title"], "path": fields.get("path"), **counts}
+        return {"status": fields.get("status", "ok"), "data": data, "truncated": True}
+    if text.startswith("{"):
+        return {"status": fields.get("status", "ok"), "summary": "", "truncated": True}
     if text.lower().startswith("error") or "did not confirm" in text:
         return {"status": "error", "error": re.sub(r"^error:\s*", "", text, flags=re.I)}
     return {"status": "ok", "summary": text}
@@ -132,12 +139,18 @@ _COLUMNS: dict[str, list[str]] = {
 _MAX_ROWS = 10
 
 
+_TS_FRACTION = re.compile(r"^(\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2})\.\d+$")
+
+
 def _cell(value: Any) -> str:
+    """A value as shown: floats to the tools' display precision (4 decimals below 1, else 2),
+    which the grounding check accepts as the same figure; timestamps without microseconds."""
     if value is None:
         return "-"
     if isinstance(value, float):
-        return repr(value) if value != int(value) else str(int(value))
-    text = str(value)
+        shown = round(value, 4) if abs(value) < 1 else round(value, 2)
+        return str(int(shown)) if shown == int(shown) else repr(shown)
+    text = _TS_FRACTION.sub(r"\1", str(value))
     return text if len(text) <= 80 else text[:77] + "..."
 
 
@@ -182,6 +195,8 @@ def _details(tool: str, result: dict[str, Any]) -> str:
         return "\n".join(parts)
     if tool == "compare_metric":
         return ""
+    if tool == "render_report" and isinstance(data, dict):
+        return fill("answers", "report_path", path=data.get("path") or "the reports folder")
     if tool == "explain_anomaly" and isinstance(data, dict):
         return fill("answers", "explain_details", **{k: _cell(v) for k, v in data.items()})
     if isinstance(data, list) and len(data) > 1 or (isinstance(data, list) and tool in ("list_alerts", "list_devices", "run_sql")):
@@ -198,8 +213,10 @@ def _sentence(tool: str, result: dict[str, Any]) -> str:
     if summary:
         return str(summary).strip()
     data = result.get("data")
-    if tool == "render_report" and isinstance(data, dict):
-        return str(data.get("markdown") or data.get("text") or "The report is ready.")
+    if isinstance(data, dict) and data.get("title"):
+        facts = ", ".join(f"{k.replace('_', ' ')} {data[k]}" for k in ("devices", "offline", "open_alerts", "anomalies", "at_risk")
+                          if isinstance(data.get(k), int))
+        return fill("answers", "report", title=data["title"], facts=f" ({facts})" if facts else "")
     rows = result.get("rows")
     return f"{tool} returned {rows} row{'s' if rows != 1 else ''}." if rows is not None else f"{tool} finished."
 
@@ -277,9 +294,9 @@ def answer_from_results(
             continue
         text = fill("answers", "ok", summary=_sentence(tool, result))
         details = _details(tool, result)
-        if details and tool != "render_report":
+        if details:
             text += "\n\n" + details
-            if result.get("truncated") and not args.get("top_n"):
+            if result.get("truncated") and not args.get("top_n") and tool != "render_report":
                 text += "\n" + fill("answers", "truncated")
         paragraphs.append(text)
         next_qs += [q for q in suggestions(tool, args, result, catalog) if q not in next_qs]

@@ -355,9 +355,9 @@ def frame_to_calls(f: Frame) -> list[ToolCallSpec]:
     if f.intent == "update_alert":
         return [ToolCallSpec("update_alert", {"alert_id": f.alert_id, "action": f.action})]
     if f.intent == "report":
-        args = {"kind": f.report_kind or "daily"}
-        if f.scope in ("site", "device_type") and f.target:
-            args.update(_scope_args(f.scope, f.target))
+        args = {"period": f.report_kind or "daily"}
+        if f.scope == "site" and f.target:
+            args["site"] = f.target
         return [ToolCallSpec("render_report", args)]
     return []
 
