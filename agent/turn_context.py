@@ -70,28 +70,25 @@ def _memory(ctx: ToolContext, question: str) -> Any | None:
     return memory
 
 
-def memory_snippets(ctx: ToolContext, question: str, *, k: int = 3) -> tuple[list[str], list[str]]:
-    """Long-term memory snippets for the question, each tagged ``[source]``, and the user's preferences."""
+def memory_snippets(ctx: ToolContext, question: str, *, k: int = 3) -> tuple[str, str]:
+    """``(memories, preferences)`` prompt text: snippets tagged with their source, the user's preferences."""
     memory = _memory(ctx, question)
     if memory is None:
-        return [], []
+        return "", ""
     try:
-        found = memory.search(question, k=k, user=ctx.user)
-        prefs = list(memory.preferences_for(ctx.user))
+        return memory.recall(question, user=ctx.user, k=k)
     except Exception as exc:  # noqa: BLE001
         log.warning("long-term memory search failed: %s", exc)
-        return [], []
-    return [f"[{s.cite()}] {s.text.strip()[:600]}" for s in found], prefs
+        return "", ""
 
 
-def system_prompt(ctx: ToolContext, *, fleet: str, memories: list[str], preferences: list[str] = (),
+def system_prompt(ctx: ToolContext, *, fleet: str, memories: str = "", preferences: str = "",
                   tool_groups: list[str] = ()) -> str:
     """``prompts/system.md`` rendered with this turn's fleet context, memories and tool groups."""
     from prompts import system_prompt as render_system
 
     return render_system(now=ctx.now(), fleet_context=fleet, tool_groups=tool_groups,
-                         memories="\n".join(f"- {m}" for m in memories),
-                         preferences="\n".join(f"- {p}" for p in preferences), user=ctx.user)
+                         memories=memories, preferences=preferences, user=ctx.user)
 
 
 def summarizer_for(ctx: ToolContext) -> Any:

@@ -199,3 +199,12 @@ def test_a_fact_from_turn_1_is_still_in_the_prompt_at_turn_30_after_summarisatio
     assert not any(m.content == "Remember that the Camden store manager is Priya Raman." for m in history)
     prompt_at_30 = "\n".join(str(m.content) for m in model.calls[-1]["messages"])
     assert "Priya Raman" in prompt_at_30
+
+
+def test_a_know_how_question_brings_a_runbook_snippet_tagged_with_its_source(ctx) -> None:
+    model = ScriptedChatModel()
+    model.enqueue("Follow the runbook.")
+    make_agent(ctx, model).ask("how do I fix a card reader that keeps failing on a POS terminal?")
+    system = model.calls[0]["messages"][0].content
+    recalled = system.split("## Recalled from memory", 1)[1]
+    assert "knowledge" in recalled and ".md" in recalled
