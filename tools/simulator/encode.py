@@ -38,7 +38,8 @@ class FragmentCache:
             margin = (hi - lo + 1) // 2
             lo = min(lo - (margin if lo < base else 0), base)
             hi = max(hi + (margin if hi > old_hi else 0), old_hi)
-        if hi - lo + 1 > _MAX_TABLE:
+        if hi - lo + 1 > min(_MAX_TABLE, 4 * len(codes) + 1000):
+            # sparse, wide-ranging values (counters): format only the distinct values present
             uniq, inv = np.unique(codes, return_inverse=True)
             return _render(name, uniq.tolist(), decimals, head)[inv]
         table = _render(name, range(lo, hi + 1), decimals, head)
@@ -53,8 +54,8 @@ def _render(name: str, codes, decimals: int, head: bool) -> np.ndarray:
         strs = [f'{pre}"{name}":{c / scale:.{decimals}f}' for c in codes]
     else:
         strs = [f'{pre}"{name}":{c}' for c in codes]
-    width = max(len(s) for s in strs)
-    return np.array(strs, dtype=f"S{width}").view(np.uint8).reshape(-1, width)
+    table = np.array(strs, dtype="S")
+    return table.view(np.uint8).reshape(len(strs), table.dtype.itemsize)
 
 
 def encode_json_rows(

@@ -18,6 +18,8 @@ from tools.simulator.signals import DeviceSignals
 
 ENGINEERS = ("eng.priya.shah", "eng.tom.walker", "eng.aoife.byrne", "eng.marc.dubois", "ops.sam.hughes", "ops.lena.kowalski")
 HEALTH_CHECK_EVERY_S = 1800
+NAMED_USED = ("cpu_percent", "memory_percent", "disk_percent", "network_latency_ms", "transaction_count",
+              "error_rate", "active_connections")
 
 #: cause -> (error_code, category, message template) for error logs during degradation.
 CAUSE_ERRORS: dict[str, tuple[str, str, str]] = {
@@ -101,51 +103,58 @@ def build_records(dev: DeviceSpec, db_id: int, site_db_id: int, grid: np.ndarray
     mem_total = dev.memory_total_mb
     disk_total = dev.disk_total_gb
     up = ex["uptime_hours"][0]
-    for k, gi in enumerate(idx.tolist()):
-        rec.health["device_id"].append(db_id)
-        rec.health["timestamp"].append(t_hc[k])
-        rec.health["endpoint"].append("/health")
-        if sig.maintenance[gi]:
-            rec.health["is_healthy"].append(False)
-            rec.health["response_time_ms"].append(int(rt[k]))
-            rec.health["status_code"].append(503)
-            rec.health["response_data"].append('{"status":"maintenance"}')
-            rec.health["error_message"].append("Device in maintenance mode")
+    cols = {name: named[name][idx].tolist() for name in NAMED_USED}
+    temp_l, hum_l, up_l = temp[idx].tolist(), hum[idx].tolist(), up[idx].tolist()
+    rx_l = (ex["net_rx_kbps"][0][idx] * 125 * dt_s).astype(np.int64).tolist()
+    tx_l = (ex["net_tx_kbps"][0][idx] * 125 * dt_s).astype(np.int64).tolist()
+    warn_l = rng.poisson(1, size=len(idx)).tolist()
+    maint_l = sig.maintenance[idx].tolist()
+    ok_l, degraded_l, rt_l = ok_idx.tolist(), degraded.tolist(), rt.tolist()
+    h = rec.health
+    fw = dev.firmware
+    for k in range(len(idx)):
+        h["device_id"].append(db_id)
+        h["timestamp"].append(t_hc[k])
+        h["endpoint"].append("/health")
+        if maint_l[k]:
+            h["is_healthy"].append(False)
+            h["response_time_ms"].append(rt_l[k])
+            h["status_code"].append(503)
+            h["response_data"].append('{"status":"maintenance"}')
+            h["error_message"].append("Device in maintenance mode")
             continue
-        if not ok_idx[k]:
-            rec.health["is_healthy"].append(False)
-            rec.health["response_time_ms"].append(5000)
-            rec.health["status_code"].append(504)
-            rec.health["response_data"].append(None)
-            rec.health["error_message"].append("Health check timed out after 5000 ms (no response from device)")
+        if not ok_l[k]:
+            h["is_healthy"].append(False)
+            h["response_time_ms"].append(5000)
+            h["status_code"].append(504)
+            h["response_data"].append(None)
+            h["error_message"].append("Health check timed out after 5000 ms (no response from device)")
             continue
-        cpu = named["cpu_percent"][gi]
-        mem = named["memory_percent"][gi]
-        dsk = named["disk_percent"][gi]
-        lat = named["network_latency_ms"][gi]
+        mem = cols["memory_percent"][k]
+        dsk = cols["disk_percent"][k]
+        lat = cols["network_latency_ms"][k]
         quality = "good" if lat < 80 else ("fair" if lat < 200 else "poor")
-        rx = int(ex["net_rx_kbps"][0][gi] * 125 * dt_s)
-        tx_b = int(ex["net_tx_kbps"][0][gi] * 125 * dt_s)
-        rec.health["response_data"].append(
-            f'{{"system":{{"cpu_percent":{cpu:.1f},"memory_percent":{mem:.1f},"memory_used_mb":{mem * mem_total / 100:.0f},'
-            f'"memory_total_mb":{mem_total},"disk_percent":{dsk:.1f},"disk_used_gb":{dsk * disk_total / 100:.1f},'
-            f'"disk_total_gb":{disk_total},"uptime_seconds":{int(up[gi] * 3600)}}},'
-            f'"app_metrics":{{"app_version":"{dev.firmware}","transactions_count":{int(named["transaction_count"][gi])},'
-            f'"errors_count":{int(round(named["error_rate"][gi] * 100))},"warnings_count":{int(rng.poisson(1))},'
-            f'"avg_response_time_ms":{rt[k]},"active_connections":{int(named["active_connections"][gi])}}},'
-            f'"network":{{"latency_ms":{lat:.1f},"rx_bytes":{rx},"tx_bytes":{tx_b},"connection_quality":"{quality}"}},'
-            f'"environmental":{{"temperature_celsius":{temp[gi]:.1f},"humidity_percent":{hum[gi]:.1f}}}}}'
+        h["response_data"].append(
+            f'{{"system":{{"cpu_percent":{cols["cpu_percent"][k]:.1f},"memory_percent":{mem:.1f},'
+            f'"memory_used_mb":{mem * mem_total / 100:.0f},"memory_total_mb":{mem_total},"disk_percent":{dsk:.1f},'
+            f'"disk_used_gb":{dsk * disk_total / 100:.1f},"disk_total_gb":{disk_total},'
+            f'"uptime_seconds":{int(up_l[k] * 3600)}}},'
+            f'"app_metrics":{{"app_version":"{fw}","transactions_count":{int(cols["transaction_count"][k])},'
+            f'"errors_count":{int(round(cols["error_rate"][k] * 100))},"warnings_count":{warn_l[k]},'
+            f'"avg_response_time_ms":{rt_l[k]},"active_connections":{int(cols["active_connections"][k])}}},'
+            f'"network":{{"latency_ms":{lat:.1f},"rx_bytes":{rx_l[k]},"tx_bytes":{tx_l[k]},"connection_quality":"{quality}"}},'
+            f'"environmental":{{"temperature_celsius":{temp_l[k]:.1f},"humidity_percent":{hum_l[k]:.1f}}}}}'
         )
-        if degraded[k]:
-            rec.health["is_healthy"].append(False)
-            rec.health["response_time_ms"].append(int(rt[k] * 6))
-            rec.health["status_code"].append(500)
-            rec.health["error_message"].append("Self-test reported degraded hardware")
+        if degraded_l[k]:
+            h["is_healthy"].append(False)
+            h["response_time_ms"].append(rt_l[k] * 6)
+            h["status_code"].append(500)
+            h["error_message"].append("Self-test reported degraded hardware")
         else:
-            rec.health["is_healthy"].append(True)
-            rec.health["response_time_ms"].append(int(rt[k]))
-            rec.health["status_code"].append(200)
-            rec.health["error_message"].append(None)
+            h["is_healthy"].append(True)
+            h["response_time_ms"].append(rt_l[k])
+            h["status_code"].append(200)
+            h["error_message"].append(None)
 
     ctx_base = {"device_id": dev.device_id, "site_id": dev.site.site_id, "device_type": dev.device_type,
                 "firmware_version": dev.firmware}
@@ -312,8 +321,9 @@ def _threshold_alerts(dev: DeviceSpec, sig: DeviceSignals, grid: np.ndarray, kee
         ("network_latency_ms", 200.0, "High latency: {v:.0f} ms", "medium", "network"),
         ("error_rate", 0.05, "High error rate: {p:.1f}%", "medium", "software"),
     ]
-    if dev.device_type == "iot_sensor" and dev.setpoint_c < 30:
-        rules.append(("temperature_celsius", dev.setpoint_c + 6.0,
+    if dev.device_type == "iot_sensor" and dev.setpoint_c < 10:
+        # 8 C is the UK legal limit for chilled food; freezers alarm around -12 C
+        rules.append(("temperature_celsius", 8.0 if dev.setpoint_c > 0 else -12.0,
                       "Fridge temperature high: {v:.1f}°C" if dev.setpoint_c > 0 else "Freezer temperature high: {v:.1f}°C",
                       "high", "hardware"))
     cooldown = int(6 * 3600 / dt_s)

@@ -160,7 +160,8 @@ def generate(dev: DeviceSpec, clock: SiteClock, grid: np.ndarray, dt_s: int, lif
         volume = np.where(tx > 0, rng.gamma(np.maximum(tx, 1e-9) * 2.0, basket / 2.0), 0.0)
         txn = tx / rate
         nightly = ((clock.hour >= 2.5) & (clock.hour < 2.5 + max(dt_h, 0.25))).astype(float)  # backup job
-        cpu = 5.0 + rng.uniform(0, 4) + 46.0 * txn + 22.0 * nightly + ar1(n, 0.6, 2.2, rng)
+        # CPU saturates: a till at twice its normal peak is busy, not pegged at 100%
+        cpu = 5.0 + rng.uniform(0, 4) + 62.0 * (1 - np.exp(-0.8 * txn)) + 22.0 * nightly + ar1(n, 0.6, 2.2, rng)
         queue = rng.poisson(0.15 + 0.55 * tx * np.minimum(util, 2.0)).astype(float)
         conns = rng.poisson(2.0 + 0.9 * tx).astype(float)
     elif dtype == "gateway":
@@ -241,8 +242,8 @@ def generate(dev: DeviceSpec, clock: SiteClock, grid: np.ndarray, dt_s: int, lif
         setp = dev.setpoint_c
         door = rng.poisson(np.where(clock.open, 0.4 + 1.2 * load, 0.02) * dt_min / 5.0)
         defrost = ((clock.hour % 8) < 0.4).astype(float) if setp < 0 else np.zeros(n)
-        warm = decay_filter(door * (1.6 if setp < 30 else -1.2), 0.35, 0.65)
-        temp = setp + warm + 4.5 * defrost + ar1(n, 0.85, 0.35 * (1 + 4 * r_probe), rng) + 3.5 * r_probe ** 2
+        warm = decay_filter(door * (0.8 if setp > 0 else 0.5) * (1 if setp < 30 else -1.5), 0.35, 0.65)
+        temp = setp + warm + 3.5 * defrost + ar1(n, 0.85, 0.35 * (1 + 4 * r_probe), rng) + 3.5 * r_probe ** 2
         if setp > 30:
             temp = np.where(clock.open, temp, site.ambient_c + ar1(n, 0.9, 0.4, rng))
         humid = np.clip(55 + 6.0 * warm + 8 * defrost + ar1(n, 0.9, 2.0, rng) - (10 if setp < 0 else 0), 5, 99)
