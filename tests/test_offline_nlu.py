@@ -28,7 +28,7 @@ DEVICES = [
 ]
 METRICS = ["cpu_percent", "memory_percent", "disk_percent", "network_latency_ms", "transaction_count",
            "transaction_volume", "error_rate", "active_connections", "queue_depth", "card_reader_errors",
-           "temperature_celsius"]
+           "temperature_celsius", "sample_count"]  # sample_count: "same" must not become it
 
 
 @pytest.fixture(scope="module")

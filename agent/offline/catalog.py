@@ -81,6 +81,19 @@ def metric_synonyms() -> dict[str, str]:
 #: Unit suffixes stripped from metric keys to get a spoken name ("network_latency_ms" -> "network latency").
 _UNIT_SUFFIXES = ("_percent", "_pct", "_ms", "_celsius", "_rpm", "_c", "_dbm", "_count", "_total", "_seconds", "_hours")
 
+#: Everyday words that must never be fuzzy-matched onto a fleet name.
+COMMON_WORDS = frozenset(
+    "about above after again against along also always another answer anything around asked because before "
+    "being below between both could didn doing during early either every everything fewer first found frequent "
+    "given going great happen happened having hello highest hours however latest later least level little lower "
+    "lowest maybe might month months morning never night often other others overall people place please point "
+    "possible pretty quick quite rather really recent right round same seems seven several should shown since "
+    "small something still sunday monday tuesday wednesday thursday friday saturday tell than thank thanks that "
+    "their there these thing things think those three through today tomorrow total under until usual usually "
+    "value values want week weekly weeks were what when where which while whole with within without worse worst "
+    "would yesterday your sales sample simple change changed compare status report reports alerts alert".split()
+)
+
 _TOKEN = re.compile(r"[a-z0-9]+(?:[-_][a-z0-9]+)*")
 
 
@@ -245,10 +258,14 @@ class Catalog:
         return next((d for d in self.devices if d.name == name or d.device_id == name), None)
 
     def correct(self, toks: list[str], protected: frozenset[str] = frozenset()) -> list[str]:
-        """Replace misspelt tokens by the closest catalog word ("camdem" -> "camden")."""
+        """Replace misspelt tokens by the closest catalog word ("camdem" -> "camden").
+
+        Short tokens and everyday English words are never "corrected" ("same" is not "sample").
+        """
         out = []
         for tok in toks:
-            if len(tok) < 4 or tok in self._vocab_set or tok in protected or tok.isdigit() or "-" in tok:
+            if (len(tok) < 5 or tok in self._vocab_set or tok in protected or tok in COMMON_WORDS
+                    or tok.isdigit() or "-" in tok):
                 out.append(tok)
                 continue
             close = difflib.get_close_matches(tok, self._vocab, n=1, cutoff=0.8)
