@@ -8,7 +8,7 @@ device is stale when that is older than HOMEPOT_AI_STALE_AFTER_S or it has never
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
 
 import pandas as pd
@@ -19,7 +19,7 @@ from tools.registry import ToolContext, register
 from tools.results import ToolResult
 from tools.scopes import friendly_errors, DEVICE_TYPE_LABELS, ScopeNotFound, resolve_device_type, resolve_site, scoped_text
 from tools.store.engine import Store
-from tools.store.schema import ALERT_SEVERITIES, HEALTH_STATES
+from tools.store.schema import ALERT_SEVERITIES
 
 ONLINE_WITHIN_S = 120
 OPEN_ALERT_STATUSES = ("active", "acknowledged")

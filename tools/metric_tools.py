@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 import pandas as pd
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from tools.registry import ToolContext, register
 from tools.results import ToolResult
