@@ -9,7 +9,7 @@ is stored in ``ai_reports`` and written beside the charts.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
