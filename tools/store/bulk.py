@@ -77,8 +77,15 @@ def insert_frame(
     conflict: Sequence[str] | None = None,
     json_cols: Sequence[str] = (),
     chunk_rows: int = 50_000,
+    expect_new: bool = False,
 ) -> int:
-    """Insert ``df`` into ``table``; skip rows whose ``conflict`` key exists. Returns rows stored."""
+    """Insert ``df`` into ``table``; skip rows whose ``conflict`` key exists. Returns rows stored.
+
+    ``expect_new=True`` says the caller has checked that no row's key is stored yet (ingest does):
+    PostgreSQL then COPYs straight into the table, skipping the temporary table and the
+    ``ON CONFLICT`` pass; if a key turns out to exist after all (a concurrent writer), that
+    chunk is rolled back and retried the safe way, so the result is the same.
+    """
     if df.empty:
         return 0
     df = _with_defaults(df, table)
@@ -88,6 +95,8 @@ def insert_frame(
     prepared = _prepare(df, table, json_cols)
     if store.is_sqlite:
         return _insert_sqlite(store, table, prepared, columns, conflict is not None, chunk_rows)
+    if expect_new and conflict:
+        return _insert_postgres_direct(store, table, prepared, columns, conflict, chunk_rows)
     return _insert_postgres(store, table, prepared, columns, conflict, chunk_rows)
 
 
@@ -179,6 +188,40 @@ def _insert_postgres(
     except Exception:
         dbapi.rollback()
         raise
+    finally:
+        raw.close()
+
+
+def _insert_postgres_direct(
+    store: Store,
+    table: str,
+    df: pd.DataFrame,
+    columns: list[str],
+    conflict: Sequence[str],
+    chunk_rows: int,
+) -> int:
+    """COPY straight into ``table``; a chunk that hits an existing key falls back to the safe path."""
+    import psycopg
+
+    cols_sql = ", ".join(quote_ident(c) for c in columns)
+    inserted = 0
+    raw = store.raw_connection()
+    try:
+        dbapi = raw.driver_connection
+        for start in range(0, len(df), chunk_rows):
+            part = df.iloc[start : start + chunk_rows]
+            buf = io.StringIO()
+            part.to_csv(buf, index=False, header=False, na_rep="\\N", date_format="%Y-%m-%d %H:%M:%S.%f")
+            try:
+                with dbapi.cursor() as cur:
+                    with cur.copy(f"COPY {quote_ident(table)} ({cols_sql}) FROM STDIN WITH (FORMAT csv, NULL '\\N')") as copy:
+                        copy.write(buf.getvalue())
+                dbapi.commit()
+                inserted += len(part)
+            except psycopg.errors.UniqueViolation:
+                dbapi.rollback()
+                inserted += _insert_postgres(store, table, part, columns, conflict, chunk_rows)
+        return inserted
     finally:
         raw.close()
 

@@ -666,7 +666,7 @@ class _FileImport:
             for c in INTEGER_METRICS & set(metric_cols):
                 new_rows[c] = new_rows[c].round()
             insert_frame(self.store, "device_metrics", new_rows, conflict=("device_id", "timestamp"),
-                         json_cols=("extra_metrics",))
+                         json_cols=("extra_metrics",), expect_new=True)
         stored_values = int(counts.sum())
         stored_records = int(len(new_rows)) if unit == "row" else stored_values
         dup_records = 0
