@@ -214,3 +214,13 @@ def test_long_shape_bad_values(fleet, tmp_path):
     assert _problems(report) == {3: "missing_value", 4: "missing_metric"}
     assert [d.line for d in report.duplicate_rows] == [5]
     assert report.values_stored == 1
+
+
+def test_bulk_expect_new_falls_back_safely_when_a_key_exists(fleet):
+    store, ids = fleet
+    row = {"device_id": ids[DEV_A], "timestamp": pd.Timestamp("2025-03-01 10:00"), "cpu_percent": 1.0}
+    assert insert_frame(store, "device_metrics", pd.DataFrame([row]), conflict=("device_id", "timestamp")) == 1
+    both = pd.DataFrame([row | {"cpu_percent": 2.0}, row | {"timestamp": pd.Timestamp("2025-03-01 10:05")}])
+    stored = insert_frame(store, "device_metrics", both, conflict=("device_id", "timestamp"), expect_new=True)
+    assert stored == 1 and _rows(store) == 2
+    assert load_metrics(store, metrics=["cpu_percent"])["value"].tolist() == [1.0, 1.0]
