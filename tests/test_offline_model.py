@@ -94,6 +94,8 @@ def test_arguments_are_fitted_to_the_tool_schema() -> None:
     assert adapt_args({"scope": "site", "target": "Camden", "status": "open", "window": "today"}, props) == {
         "site": "Camden", "status": "open"}
     assert adapt_args({"device": "Till 1"}, {"scope": {}, "target": {}}) == {"scope": "device", "target": "Till 1"}
+    assert adapt_args({"scope": "fleet", "horizon_days": 30, "top_n": 5}, {"scope": {}, "days": {}, "limit": {}}) == {
+        "scope": "fleet", "days": 30, "limit": 5}
 
 
 def test_answer_copies_the_tools_numbers_and_suggests_next_questions(model: OfflineChatModel) -> None:

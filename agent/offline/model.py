@@ -222,7 +222,23 @@ def adapt_args(args: dict[str, Any], props: dict[str, Any]) -> dict[str, Any]:
         out["target"] = out.pop("device")
     if "device" in out and "device" not in props and "scope" in props:
         out["scope"], out["target"] = "device", out.pop("device")
+    for ours, theirs in _ARG_ALIASES.items():  # a tool that spells an argument differently
+        if ours in out and ours not in props:
+            alt = next((a for a in theirs if a in props and a not in out), None)
+            if alt:
+                out[alt] = out.pop(ours)
     return {k: v for k, v in out.items() if k in props and v is not None}
+
+
+#: Our argument name -> other spellings a tool schema may use for the same thing.
+_ARG_ALIASES: dict[str, tuple[str, ...]] = {
+    "horizon_days": ("horizon", "days", "within_days", "horizon_d"),
+    "top_n": ("limit", "n", "top"),
+    "min_severity": ("severity",),
+    "period": ("kind", "report_kind"),
+    "query": ("text", "question"),
+    "sql": ("query",),
+}
 
 
 def _sentence_with(text: str, words: list[str]) -> str:
