@@ -108,15 +108,30 @@ class MiniLMOnnxEmbedding(EmbeddingFunction[Documents]):
         texts = [input] if isinstance(input, str) else list(input)
         if not texts:
             return []
-        session, tokenizer = _minilm_runtime(self.max_tokens)
-        # Batch texts of similar length together: padding to the longest in a batch is wasted work.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        out: list[np.ndarray] = [np.empty(0)] * len(texts)
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start : start + self.batch_size]
-            for i, vec in zip(idx, _minilm_batch(session, tokenizer, [texts[i] for i in idx])):
-                out[i] = vec
-        return out
+        out: list[np.ndarray | None] = [_VECTORS.get((self.max_tokens, t)) for t in texts]
+        todo = [i for i, v in enumerate(out) if v is None]
+        if todo:
+            session, tokenizer = _minilm_runtime(self.max_tokens)
+            # Batch texts of similar length together: padding to the longest is wasted work.
+            todo.sort(key=lambda i: len(texts[i]))
+            for start in range(0, len(todo), self.batch_size):
+                idx = todo[start : start + self.batch_size]
+                for i, vec in zip(idx, _minilm_batch(session, tokenizer, [texts[i] for i in idx])):
+                    out[i] = vec
+                    _remember_vector((self.max_tokens, texts[i]), vec)
+        return out  # type: ignore[return-value]
+
+
+#: Vectors of recently embedded texts, per process. Re-indexing the same runbooks into another
+#: data directory (tests, a second memory) or re-asking a question then costs nothing.
+_VECTORS: dict[tuple[int, str], np.ndarray] = {}
+_VECTORS_MAX = 4096
+
+
+def _remember_vector(key: tuple[int, str], vec: np.ndarray) -> None:
+    if len(_VECTORS) >= _VECTORS_MAX:
+        _VECTORS.pop(next(iter(_VECTORS)))  # dicts keep insertion order: drop the oldest
+    _VECTORS[key] = vec
 
 
 _RUNTIME_LOCK = threading.Lock()

@@ -47,9 +47,16 @@ def test_minilm_scores_paraphrases_above_unrelated_sentences(minilm):
 
 def test_minilm_is_deterministic_and_batch_independent(minilm):
     alone = minilm(["gateway down at the Camden site"])[0]
+    embeddings._VECTORS.clear()  # compute it again, this time padded inside a batch
     in_batch = minilm(["a much longer sentence that forces padding in the batch, " * 5,
                        "gateway down at the Camden site"])[1]
     np.testing.assert_allclose(alone, in_batch, atol=1e-4)
+
+
+def test_repeated_texts_come_from_the_cache_with_identical_vectors(minilm):
+    first = minilm(["printer cutter jammed again"])[0]
+    assert (minilm.max_tokens, "printer cutter jammed again") in embeddings._VECTORS
+    np.testing.assert_array_equal(first, minilm(["printer cutter jammed again"])[0])
 
 
 def test_minilm_runs_without_torch(minilm):
@@ -105,7 +112,8 @@ def test_unknown_embedding_kind_is_one_clear_error():
 
 def test_loading_and_running_the_model_touches_no_network(monkeypatch):
     with no_network(monkeypatch) as attempts:
-        embeddings._minilm_runtime.cache_clear()  # force a real load inside the guard
+        embeddings._minilm_runtime.cache_clear()  # force a real load and run inside the guard
+        embeddings._VECTORS.clear()
         vectors = MiniLMOnnxEmbedding()(["receipt printer prints blank paper"])
     assert attempts == []
     assert np.asarray(vectors[0]).shape == (DIMENSIONS,)
