@@ -47,6 +47,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("HOMEPOT_AI_STALE_AFTER_S", 900, "A device whose newest metric is older than this is reported as stale in the trust line."),
     Setting("HOMEPOT_AI_USER", "", "User name recorded in the audit log for CLI calls. Unset: the OS user."),
     Setting("HOMEPOT_AI_BENCHMARKS_DIR", "", "Folder of the public benchmark data. Unset: `../shared/benchmarks` beside the checkout."),
+    Setting("HOMEPOT_AI_JUDGE_MODEL", "", "Ollama model that grades free-text answer quality in `homepot-ai eval --judge`. Unset: the agent's HOMEPOT_AI_OLLAMA_MODEL."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
