@@ -39,46 +39,8 @@ def _validation_handler(tool: str) -> Callable[[ValidationError], str]:
 
 
 def model_text(result: ToolResult, max_chars: int = 4000) -> str:
-    """What the model sees: the summary first, then the data, cut to ``max_chars``.
-
-    Under the cap this is ``result.to_model_text``. Over it, the parts that matter most survive:
-    status, summary and error come first, the SQL shown is shortened, and rows are halved until
-    they fit, with a note saying how many were kept and how to narrow the call.
-    """
-    full = result.to_model_text(max_chars=max_chars)
-    if len(full) < max_chars:
-        return full
-    payload: dict[str, Any] = {"status": result.status, "tool": result.tool, "summary": result.summary,
-                               "error": result.error, "rows": result.rows, "truncated": result.truncated}
-    payload = {k: v for k, v in payload.items() if v is not None}
-    if result.query:
-        payload["query"] = result.query if len(result.query) <= 300 else result.query[:300] + " ..."
-
-    def dump(p: Any) -> str:
-        return json.dumps(p, default=str, separators=(",", ":"))
-
-    data = result.model_dump(mode="json").get("data")
-    if isinstance(data, list):
-        keep = data
-        while keep and len(dump({**payload, "data": keep})) > max_chars - 120:
-            keep = keep[: len(keep) // 2]
-        payload["data"] = keep
-        if len(keep) < len(data):
-            payload["truncated"] = True
-            payload["note"] = f"showing {len(keep)} of {len(data)} rows; narrow the scope or ask for fewer rows"
-    elif data is not None:
-        room = max_chars - len(dump(payload)) - 40
-        text = dump(data)
-        payload["data"] = data if len(text) <= room else text[: max(room, 0)] + "...(cut)"
-    text = dump(payload)
-    if len(text) > max_chars:
-        payload.pop("query", None)
-        text = dump(payload)
-    if len(text) > max_chars and payload.get("summary"):  # last resort: shorten the sentence itself
-        over = len(text) - max_chars + 20
-        payload["summary"] = payload["summary"][: max(0, len(payload["summary"]) - over)] + "..."
-        text = dump(payload)
-    return text
+    """What the model sees: ``ToolResult.to_model_text`` (summary first, capped, valid JSON)."""
+    return result.to_model_text(max_chars=max_chars)
 
 
 def make_langchain_tool(ctx: ToolContext, spec: ToolSpec, *, confirm: Confirm | None = None,

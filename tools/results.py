@@ -39,20 +39,49 @@ class ToolResult(BaseModel):
         return f"{head} -> {self.rows} row{'s' if self.rows != 1 else ''}{' (truncated)' if self.truncated else ''}"
 
     def to_model_text(self, max_chars: int = 4000) -> str:
-        """The JSON the model sees, capped: an oversized result is cut and says how to narrow it."""
-        payload = self.model_dump(exclude_none=True, mode="json")
-        text = json.dumps(payload, default=str, separators=(",", ":"))
+        """What the model sees: status, summary and error first, then the data, cut to ``max_chars``.
+
+        Over the cap the parts that matter most survive: the SQL shown is shortened and rows are
+        halved until they fit, with a note saying how many were kept and how to narrow the call.
+        The result is always valid JSON.
+        """
+
+        def dump(p: Any) -> str:
+            return json.dumps(p, default=str, separators=(",", ":"))
+
+        head: dict[str, Any] = {"status": self.status, "tool": self.tool, "summary": self.summary,
+                                "error": self.error, "rows": self.rows, "truncated": self.truncated}
+        payload = {k: v for k, v in head.items() if v is not None}
+        payload["params"] = self.params
+        data = self.model_dump(mode="json").get("data")
+        full = {**payload, **({"query": self.query} if self.query else {}), **({"data": data} if data is not None else {})}
+        text = dump(full)
         if len(text) <= max_chars:
             return text
-        data = payload.get("data")
+        if self.query:
+            payload["query"] = self.query if len(self.query) <= 300 else self.query[:300] + " ..."
         if isinstance(data, list):
-            keep = list(data)
-            while keep and len(json.dumps({**payload, "data": keep}, default=str)) > max_chars - 200:
-                keep = keep[: max(1, len(keep) // 2)] if len(keep) > 1 else []
-            payload = {**payload, "data": keep, "truncated": True,
-                       "note": f"showing {len(keep)} of {len(data)} rows; narrow the scope or lower 'limit'"}
-            return json.dumps(payload, default=str, separators=(",", ":"))[:max_chars]
-        return text[: max_chars - 80] + f'..." (cut at {max_chars} characters; narrow the query)'
+            keep = data
+            while keep and len(dump({**payload, "data": keep})) > max_chars - 120:
+                keep = keep[: len(keep) // 2]
+            payload["data"] = keep
+            if len(keep) < len(data):
+                payload["truncated"] = True
+                payload["note"] = f"showing {len(keep)} of {len(data)} rows; narrow the scope or ask for fewer rows"
+        elif data is not None:
+            room = max_chars - len(dump(payload)) - 40
+            data_text = dump(data)
+            payload["data"] = data if len(data_text) <= room else data_text[: max(room, 0)] + "...(cut)"
+        text = dump(payload)
+        for drop in ("query", "params"):
+            if len(text) > max_chars:
+                payload.pop(drop, None)
+                text = dump(payload)
+        if len(text) > max_chars and payload.get("summary"):  # last resort: shorten the sentence itself
+            over = len(text) - max_chars + 20
+            payload["summary"] = payload["summary"][: max(0, len(payload["summary"]) - over)] + "..."
+            text = dump(payload)
+        return text
 
     @classmethod
     def fail(cls, tool: str, error: str, **params: Any) -> "ToolResult":
