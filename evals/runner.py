@@ -109,33 +109,60 @@ def _add_injections(store: Any, now: datetime) -> dict[str, Any]:
     return {"injection_device_id": new_id, "injection_alert_id": alert_id, "injection_alert_device": target["name"]}
 
 
-def build_eval_fleet(root: Path | str | None = None, *, seed: int = SEED, devices: int = DEVICES, days: float = DAYS,
-                     log: Callable[[str], None] | None = None, **settings_overrides: Any) -> EvalFleet:
-    """Simulate the eval fleet into ``root/eval.db`` (a new temp folder by default) and scan it."""
+#: Pristine fleets already built in this process, by parameters: building one takes ~20 s, copying
+#: it takes milliseconds, and tests in several modules want the same fleet.
+_BUILT: dict[tuple[int, int, float], tuple[Path, dict[str, Any]]] = {}
+
+
+def _simulate(path: Path, seed: int, devices: int, days: float, say: Callable[[str], None]) -> dict[str, Any]:
     from tools.anomaly.service import detect_anomalies
     from tools.simulator import populate_fixture_db
+    from tools.store.engine import open_store
+
+    say(f"building the eval fleet (seed {seed}, {devices} devices, {days:g} days to {NOW:%Y-%m-%d %H:%M})")
+    store = open_store(f"sqlite:///{path}")
+    try:
+        populate_fixture_db(store, seed=seed, devices=devices, days=days, end=NOW)
+        extras = _add_injections(store, NOW)
+        say("scanning the fleet for anomalies")
+        detect_anomalies(store, scope="fleet", start=NOW - timedelta(days=days), end=NOW)
+    finally:
+        store.engine.dispose()
+    return extras
+
+
+def build_eval_fleet(root: Path | str | None = None, *, seed: int = SEED, devices: int = DEVICES, days: float = DAYS,
+                     log: Callable[[str], None] | None = None, reuse: bool = True, **settings_overrides: Any) -> EvalFleet:
+    """The eval fleet in ``root/eval.db`` (a new temp folder by default), simulated and scanned.
+
+    With ``reuse`` a fleet already built in this process with the same parameters is copied
+    instead of simulated again (same seed and end give identical rows anyway).
+    """
     from tools.store.engine import open_store
 
     started = time.perf_counter()
     root = Path(root) if root else Path(tempfile.mkdtemp(prefix="homepot-eval-"))
     root.mkdir(parents=True, exist_ok=True)
     (root / "data").mkdir(exist_ok=True)
-    settings = _settings(root, **settings_overrides)
     say = log or (lambda _m: None)
-    say(f"building the eval fleet (seed {seed}, {devices} devices, {days:g} days to {NOW:%Y-%m-%d %H:%M}) in {root}")
-    store = open_store(settings.database_url)
-    populate_fixture_db(store, seed=seed, devices=devices, days=days, end=NOW)
-    extras = _add_injections(store, NOW)
-    say("scanning the fleet for anomalies")
-    detect_anomalies(store, scope="fleet", start=NOW - timedelta(days=days), end=NOW)
-    store.engine.dispose()
+    key = (seed, devices, float(days))
+    cached = _BUILT.get(key) if reuse else None
+    if cached is not None and cached[0].exists():
+        shutil.copyfile(cached[0], root / "eval.db")
+        extras = dict(cached[1])
+    else:
+        (root / "eval.db").unlink(missing_ok=True)
+        extras = _simulate(root / "eval.db", seed, devices, days, say)
     pristine = root / "pristine.db"
     shutil.copyfile(root / "eval.db", pristine)
+    _BUILT[key] = (pristine, dict(extras))
+    settings = _settings(root, **settings_overrides)
+    store = open_store(settings.database_url)
     env = FactEnv(store=store, now=NOW, extras=extras)
     fleet = EvalFleet(root=root, store=store, settings=settings, env=env, bindings=bindings(env), pristine=pristine,
                       extras=extras)
     fleet.build_seconds = round(time.perf_counter() - started, 2)
-    say(f"eval fleet ready in {fleet.build_seconds:.1f}s")
+    say(f"eval fleet ready in {fleet.build_seconds:.1f}s ({root})")
     return fleet
 
 

@@ -24,12 +24,13 @@ from agent.grounding import figures_in_answer
 
 DECLINE = re.compile(
     r"outside what I can help|I (?:can(?:no|')t|won'?t|am not able to|'m not able to) (?:do|help|answer|change|reveal)"
-    r"|I only (?:know|answer|help)|not something I can|I can'?t do that|I don'?t (?:change|follow)", re.I)
+    r"|I won'?t |I only (?:know|answer|help)|not something I can|I can'?t do that|I don'?t (?:change|follow)", re.I)
 CLARIFY = re.compile(
     r"which (?:device|site|metric|alert|one)|what do you mean|do you mean|could you (?:clarify|say)|please (?:clarify|specify)"
     r"|not sure what .{0,80} refers|I assumed|assum(?:e|ing|ption)|I couldn'?t find|no (?:site|device) (?:called|named|matches)"
     r"|did you mean", re.I)
 
+ZERO_WORDS = re.compile(r"\b(?:no|none|zero|nothing)\b", re.I)
 
 # --------------------------------------------------------------------------- matching
 
@@ -53,6 +54,8 @@ def number_in(answer: str, expected: float, *, rel_tol: float = 0.02) -> bool:
 def item_in(answer: str, item: Any) -> bool:
     """A fact item in an answer: a number (see ``number_in``) or any of several strings."""
     if isinstance(item, (int, float)) and not isinstance(item, bool):
+        if float(item) == 0 and ZERO_WORDS.search(answer):
+            return True
         return number_in(answer, float(item))
     alts = item if isinstance(item, (list, tuple)) else (item,)
     low = answer.lower()
