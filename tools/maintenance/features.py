@@ -1,0 +1,236 @@
+"""Survival data from the store: landmark rows of device covariates + degradation features.
+
+A *landmark* is a (device, time L) pair. Its covariates use only data up to L: device type, age
+at L, firmware, site, and degradation features from the previous days of metrics, error logs and
+health checks. Its outcome is the time from L to the device's next failure (``ai_device_events``,
+``event_type='failure'``), right-censored at the end of the data. Landmarks inside a failure
+(between the failure and the repair/replacement that ends it) are skipped: the device is down.
+Several landmarks per device (one every ``step_days``) turn a small fleet with a few failures into
+enough rows for a survival fit; the same function builds the one landmark per device at "now"
+that ``predict`` scores.
+
+Degradation features are per-device *z-scores* so that "hot" means hot for this device:
+``<metric>_level`` = (mean of the last day - mean of the device's baseline days) / baseline std,
+and ``<metric>_trend`` = least-squares slope of the daily means over the last ``trend_days``
+(in metric units per day; the explanation quotes it in those units). Aggregation to daily means is
+done once per device-day, so the cost is that of one read of the metrics.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from tools.store.bulk import read_frame
+from tools.store.engine import Store
+
+#: Metrics whose degradation precedes failures, with units and the direction that means "worse".
+DEGRADATION_METRICS: dict[str, tuple[str, int]] = {
+    "temperature_celsius": ("°C", +1),
+    "fan_speed_rpm": ("rpm", -1),
+    "disk_io_wait_ms": ("ms", +1),
+    "smart_reallocated_sectors": ("sectors", +1),
+    "error_rate": ("", +1),
+    "memory_percent": ("%", +1),
+    "swap_used_mb": ("MB", +1),
+    "gc_pause_ms": ("ms", +1),
+    "battery_health_percent": ("%", -1),
+    "battery_voltage_v": ("V", -1),
+    "packet_loss_percent": ("%", +1),
+    "tcp_retransmits": ("", +1),
+    "network_latency_ms": ("ms", +1),
+    "card_reader_errors": ("", +1),
+    "printer_errors": ("", +1),
+    "printer_head_temp_celsius": ("°C", +1),
+    "humidity_percent": ("%", +1),
+    "payment_auth_latency_ms": ("ms", +1),
+}
+
+BASELINE_DAYS = 14
+TREND_DAYS = 7
+
+
+def _naive(ts) -> pd.Timestamp:
+    t = pd.Timestamp(ts)
+    return t.tz_convert("UTC").tz_localize(None) if t.tzinfo is not None else t
+
+
+def load_devices(store: Store) -> pd.DataFrame:
+    """Device covariates: id, public id, type, firmware, site, install time."""
+    df = read_frame(store, "SELECT d.id, d.device_id, d.name, d.device_type, d.firmware_version, d.site_id, "
+                           "d.created_at, s.name AS site_name FROM devices d LEFT JOIN sites s ON s.id = d.site_id",
+                    parse_dates=["created_at"])
+    df["firmware_version"] = df["firmware_version"].fillna("unknown").astype(str)
+    df["device_type"] = df["device_type"].fillna("unknown").astype(str)
+    return df
+
+
+def load_events(store: Store, until: datetime | None = None) -> pd.DataFrame:
+    """Failure / repair / replacement events (the survival labels), up to ``until``."""
+    sql = ("SELECT device_id, event_type, timestamp, cause FROM ai_device_events "
+           "WHERE event_type IN ('failure', 'repair', 'replacement')")
+    params: dict = {}
+    if until is not None:
+        sql += " AND timestamp <= :until"
+        params["until"] = until
+    ev = read_frame(store, sql + " ORDER BY device_id, timestamp", params, parse_dates=["timestamp"])
+    return ev
+
+
+def _day_index_sql(store: Store, column: str) -> str:
+    """SQL for floor((column - :origin) / 1 day): day bins aligned to the landmark clock."""
+    if store.is_sqlite:
+        return f"(CAST(julianday({column}) - julianday(:origin) + 100000 AS INTEGER) - 100000)"
+    return f"CAST(floor(extract(epoch FROM ({column} - CAST(:origin AS timestamp))) / 86400) AS integer)"
+
+
+def daily_panel(store: Store, devices: pd.DataFrame, start: datetime, origin: datetime) -> pd.DataFrame:
+    """Per (device_id, k): daily means of the degradation metrics, error-log counts and health checks.
+
+    Bin ``k`` covers ``[origin + k days, origin + (k + 1) days)``; every landmark sits on a bin edge,
+    so "the bins before the landmark" is exactly "the data before it" (no partial-day look-ahead).
+    Error logs and health checks are counted in SQL; metrics are read once through ``metrics_io``.
+    """
+    from tools.store.metrics_io import load_metrics_wide
+
+    metrics = list(DEGRADATION_METRICS)
+    wide = load_metrics_wide(store, start=start, end=origin, metrics=metrics)
+    if wide.empty:
+        m = pd.DataFrame(columns=["device_id", "k", *metrics])
+    else:
+        ts = pd.to_datetime(wide["timestamp"])
+        wide["k"] = ((ts - pd.Timestamp(origin)) // pd.Timedelta(days=1)).astype(int)
+        m = wide.groupby(["device_id", "k"], sort=True)[metrics].mean().reset_index()
+    params = {"s": start, "e": origin, "origin": origin}
+    dev_expr = ("json_extract(context, '$.device_id')" if store.is_sqlite
+                else "CAST(context AS jsonb) ->> 'device_id'")
+    errs = read_frame(store, f"SELECT {dev_expr} AS public_id, {_day_index_sql(store, 'timestamp')} AS k, "
+                             f"COUNT(*) AS error_logs FROM error_logs WHERE timestamp >= :s AND timestamp < :e "
+                             f"GROUP BY 1, 2", params)
+    hc = read_frame(store, f"SELECT device_id, {_day_index_sql(store, 'timestamp')} AS k, "
+                           f"SUM(CASE WHEN is_healthy THEN 0 ELSE 1 END) AS failed_checks, COUNT(*) AS checks "
+                           f"FROM health_checks WHERE timestamp >= :s AND timestamp < :e GROUP BY 1, 2", params)
+    errs["device_id"] = errs["public_id"].map(dict(zip(devices["device_id"], devices["id"])))
+    errs = errs.dropna(subset=["device_id"])
+    panel = m.set_index(["device_id", "k"])
+    for df, cols in ((errs, ["error_logs"]), (hc, ["failed_checks", "checks"])):
+        if df.empty:
+            for c in cols:
+                panel[c] = 0.0
+            continue
+        df = df.astype({"device_id": int, "k": int}).groupby(["device_id", "k"])[cols].sum()
+        panel = panel.join(df, how="outer")
+    panel = panel.reset_index()
+    panel[["error_logs", "failed_checks", "checks"]] = panel[["error_logs", "failed_checks", "checks"]].fillna(0.0)
+    return panel
+
+
+def _rolling_features(panel: pd.DataFrame) -> pd.DataFrame:
+    """For every (device, k): features from the bins strictly before k (vectorised per device)."""
+    metrics = [m for m in DEGRADATION_METRICS if m in panel.columns]
+    if panel.empty:
+        return pd.DataFrame(columns=["device_id", "k"])
+    # a complete grid of bins per device, so rolling windows count days, not rows
+    parts = []
+    for dev, g in panel.groupby("device_id", sort=False):
+        ks = np.arange(int(g["k"].min()), int(g["k"].max()) + 2)  # +1: the bin right after the data
+        parts.append(g.set_index("k").reindex(ks).assign(device_id=dev).rename_axis("k").reset_index())
+    full = pd.concat(parts, ignore_index=True)
+    grp = full.groupby("device_id", sort=False)
+    out = {"device_id": full["device_id"].to_numpy(), "k": full["k"].to_numpy()}
+    kk = full["k"].astype(float)
+    for m in metrics:
+        x = full[m].astype(float)
+        prev = grp[m].shift(1)  # bins before k
+        recent2 = prev.groupby(full["device_id"]).rolling(2, min_periods=1).mean().reset_index(level=0, drop=True)
+        base = grp[m].shift(TREND_DAYS + 1)
+        bmean = base.groupby(full["device_id"]).rolling(BASELINE_DAYS, min_periods=2).mean().reset_index(level=0, drop=True)
+        bstd = base.groupby(full["device_id"]).rolling(BASELINE_DAYS, min_periods=2).std(ddof=0).reset_index(level=0, drop=True)
+        floor = 1e-3 * np.maximum(bmean.abs(), 1.0)
+        sd = np.maximum(bstd, floor)
+        out[f"{m}_level"] = ((recent2 - bmean) / sd).to_numpy()
+        # least-squares slope of the last TREND_DAYS daily means (NaN days skipped)
+        valid = prev.notna().astype(float)
+        kv = (kk - 1) * valid
+        xv = prev.fillna(0.0)
+        tmp = pd.DataFrame({"n": valid, "sk": kv, "skk": kv * (kk - 1), "sx": xv, "skx": kv * xv,
+                            "device_id": full["device_id"]})
+        sums = tmp.groupby("device_id", sort=False).rolling(TREND_DAYS, min_periods=1).sum().reset_index(level=0, drop=True)
+        n = sums["n"]
+        var_k = sums["skk"] / n.where(n > 0) - (sums["sk"] / n.where(n > 0)) ** 2
+        cov = sums["skx"] / n.where(n > 0) - (sums["sk"] / n.where(n > 0)) * (sums["sx"] / n.where(n > 0))
+        slope = (cov / var_k.where(var_k > 1e-9)).where(n >= 3)
+        out[f"{m}_trend"] = slope.to_numpy()
+        out[f"{m}_trend_z"] = (slope * TREND_DAYS / sd).to_numpy()
+    for c, name in (("error_logs", "error_logs_7d"), ("failed_checks", "_failed_7d"), ("checks", "_checks_7d")):
+        prev = grp[c].shift(1).fillna(0.0)
+        out[name] = prev.groupby(full["device_id"]).rolling(TREND_DAYS, min_periods=1).sum().reset_index(level=0, drop=True).to_numpy()
+    res = pd.DataFrame(out)
+    res["failed_check_share_7d"] = np.where(res["_checks_7d"] > 0, res["_failed_7d"] / res["_checks_7d"].where(res["_checks_7d"] > 0), 0.0)
+    return res.drop(columns=["_failed_7d", "_checks_7d"])
+
+
+def build_landmarks(store: Store, *, until: datetime, step_days: int = 2, history_days: float | None = None,
+                    at_only: bool = False) -> pd.DataFrame:
+    """Landmark rows with covariates and outcome (``duration_days``, ``event``) from data up to ``until``.
+
+    ``at_only``: a single landmark per device at ``until`` (for prediction; outcomes are unknown).
+    """
+    until = _naive(until)
+    devices = load_devices(store)
+    if devices.empty:
+        return pd.DataFrame()
+    first = read_frame(store, "SELECT MIN(timestamp) AS t FROM device_metrics", parse_dates=["t"])["t"].iloc[0]
+    if pd.isna(first):
+        first = until - pd.Timedelta(days=30)
+    start = max(_naive(first), until - pd.Timedelta(days=history_days)) if history_days else _naive(first)
+    events = load_events(store, until=until.to_pydatetime())
+    fails = events[events["event_type"] == "failure"]
+    restores = events[events["event_type"].isin(["repair", "replacement"])]
+    if at_only:
+        lm = pd.DataFrame({"device_id": devices["id"].to_numpy(), "at": until})
+    else:
+        first_lm = start + pd.Timedelta(days=BASELINE_DAYS)
+        n_steps = int((until - first_lm) / pd.Timedelta(days=step_days))
+        times = [until - pd.Timedelta(days=step_days * j) for j in range(n_steps, -1, -1)]
+        lm = pd.DataFrame([(d, t) for d in devices["id"] for t in times], columns=["device_id", "at"])
+    if lm.empty:
+        return lm
+    # outcome: next failure after `at` (or censoring at `until`); skip landmarks inside a failure
+    lm = lm.sort_values("at").reset_index(drop=True)
+    f = fails[["device_id", "timestamp"]].rename(columns={"timestamp": "next_failure"}).sort_values("next_failure")
+    lm = pd.merge_asof(lm, f, left_on="at", right_on="next_failure", by="device_id", direction="forward",
+                       allow_exact_matches=False)
+    prev_f = fails[["device_id", "timestamp"]].rename(columns={"timestamp": "prev_failure"}).sort_values("prev_failure")
+    lm = pd.merge_asof(lm, prev_f, left_on="at", right_on="prev_failure", by="device_id", direction="backward")
+    prev_r = restores[["device_id", "timestamp"]].rename(columns={"timestamp": "prev_restore"}).sort_values("prev_restore")
+    lm = pd.merge_asof(lm, prev_r, left_on="at", right_on="prev_restore", by="device_id", direction="backward")
+    down = lm["prev_failure"].notna() & (lm["prev_restore"].isna() | (lm["prev_restore"] < lm["prev_failure"]))
+    lm["down"] = down
+    if not at_only:
+        lm = lm[~down]
+    end_t = lm["next_failure"].fillna(until)
+    lm["event"] = lm["next_failure"].notna() & (lm["next_failure"] <= until)
+    lm["duration_days"] = ((end_t - lm["at"]).dt.total_seconds() / 86400.0).clip(lower=1e-3)
+    if not at_only:
+        lm = lm[(lm["duration_days"] > 0.01)]
+    # time since the last failure/restore (a replaced unit is new)
+    last_reset = lm["prev_restore"]
+    dev = devices.set_index("id")
+    installed = lm["device_id"].map(dev["created_at"])
+    lm["age_days"] = ((lm["at"] - installed).dt.total_seconds() / 86400.0).fillna(365.0).clip(lower=0)
+    lm["days_since_repair"] = ((lm["at"] - last_reset).dt.total_seconds() / 86400.0).fillna(lm["age_days"])
+    lm["device_type"] = lm["device_id"].map(dev["device_type"])
+    lm["firmware_version"] = lm["device_id"].map(dev["firmware_version"])
+    lm["site_name"] = lm["device_id"].map(dev["site_name"]).fillna("unknown")
+    lm["public_id"] = lm["device_id"].map(dev["device_id"])
+    lm["name"] = lm["device_id"].map(dev["name"])
+    lm["k"] = np.round((lm["at"] - until).dt.total_seconds() / 86400.0).astype(int)
+    panel_start = (lm["at"].min() - pd.Timedelta(days=BASELINE_DAYS + TREND_DAYS + 2)).to_pydatetime()
+    panel = daily_panel(store, devices, panel_start, until.to_pydatetime())
+    feats = _rolling_features(panel)
+    out = lm.drop(columns=["prev_failure", "prev_restore"]).merge(feats, on=["device_id", "k"], how="left")
+    return out.reset_index(drop=True)
