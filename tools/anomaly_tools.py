@@ -8,7 +8,7 @@ history before it, so the detector knows each metric's daily pattern) and stores
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -25,6 +25,9 @@ COLUMNS = ("a.id, a.device_id, d.device_id AS public_id, d.name AS device_name, 
 class FindAnomaliesArgs(ScopeArgs, WindowArgs):
     limit: int = Field(default=10, ge=1, le=100, description="How many findings to return, strongest first.")
     min_severity: str = Field(default="low", description="Lowest severity to include: low, medium, high or critical.")
+    group_by: Literal["none", "device"] = Field(
+        default="none", description="'device': one row per device with its count of findings, most first.")
+    top_n: int | None = Field(default=None, ge=1, le=100, description="With group_by='device': how many devices.")
 
 
 class ExplainAnomalyArgs(BaseModel):
@@ -56,6 +59,12 @@ def find_anomalies(ctx: ToolContext, args: FindAnomaliesArgs) -> ToolResult:
     sql = (f"SELECT {COLUMNS} FROM ai_anomalies a JOIN devices d ON d.id = a.device_id "
            f"WHERE {where} AND a.start >= :s AND a.start < :e AND a.severity IN :sev "
            "ORDER BY a.score DESC, a.start LIMIT :n")
+    if args.group_by == "device":  # "which 5 devices had the most anomalies": count per device in SQL
+        params["n"] = args.top_n or args.limit
+        sql = ("SELECT d.device_id AS public_id, d.name AS device_name, COUNT(*) AS anomalies, "
+               "MAX(a.score) AS max_score, MAX(a.start) AS latest FROM ai_anomalies a JOIN devices d ON d.id = a.device_id "
+               f"WHERE {where} AND a.start >= :s AND a.start < :e AND a.severity IN :sev "
+               "GROUP BY d.device_id, d.name ORDER BY anomalies DESC, max_score DESC LIMIT :n")
     rows = _rows(ctx, sql, params)
     scanned = False
     if not rows:
@@ -69,6 +78,12 @@ def find_anomalies(ctx: ToolContext, args: FindAnomaliesArgs) -> ToolResult:
         return ToolResult.empty("find_anomalies", f"No anomalies found for {scope.label} {label}.",
                                 scope=args.scope, target=args.target, window=label)
     top = rows[0]
+    if args.group_by == "device":
+        summary = (f"{len(rows)} device{'' if len(rows) == 1 else 's'} with anomalies for {scope.label} {label}; most: "
+                   f"{top['public_id']} ({top['device_name']}) with {top['anomalies']}.")
+        return ToolResult(tool="find_anomalies", data=rows, rows=len(rows), summary=summary, query=sql,
+                          params={"scope": args.scope, "target": args.target, "window": label,
+                                  "group_by": "device", "scanned_now": scanned})
     summary = (f"{len(rows)} anomal{'y' if len(rows) == 1 else 'ies'} for {scope.label} {label}; strongest: "
                f"{top['public_id']} {top['kind']} on {top['metric']} at {top['start']} (score {top['score']:.2f}).")
     return ToolResult(tool="find_anomalies", data=rows, rows=len(rows), summary=summary, query=sql,
