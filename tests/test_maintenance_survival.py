@@ -1,0 +1,124 @@
+"""The failure-risk model on synthetic survival data with known parameters, and its edge cases."""
+
+from __future__ import annotations
+
+import pickle
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tools.maintenance.survival import FailureRiskModel, RiskInputError, RiskModelWarning
+
+SHAPE, SCALE, HR_HOT = 1.5, 100.0, 3.0  # Weibull shape, scale (days), hazard ratio of "hot" devices
+
+
+def _synthetic(n: int = 600, seed: int = 0, *, censor_at: float = 120.0) -> pd.DataFrame:
+    """Weibull proportional hazards: a binary 'hot' covariate multiplies the hazard by HR_HOT."""
+    rng = np.random.default_rng(seed)
+    hot = rng.random(n) < 0.5
+    # S(t) = exp(-(t/scale)^shape * HR^hot)  =>  t = scale * (E / HR^hot)^(1/shape)
+    t = SCALE * (rng.exponential(size=n) / np.where(hot, HR_HOT, 1.0)) ** (1 / SHAPE)
+    at = pd.Timestamp("2025-01-01") + pd.to_timedelta(rng.uniform(0, 60, n), unit="D")
+    return pd.DataFrame({
+        "device_id": np.arange(n), "at": at,
+        "duration_days": np.minimum(t, censor_at), "event": t <= censor_at,
+        "temperature_celsius_level": hot * 3.0 + rng.normal(0, 0.2, n),
+        "temperature_celsius_trend": hot * 0.8, "temperature_celsius_trend_z": rng.normal(0, 1, n),
+        "device_type": "pos_terminal", "firmware_version": "1.0",
+        "age_days": rng.uniform(100, 900, n), "days_since_repair": rng.uniform(10, 300, n),
+    })
+
+
+@pytest.fixture(scope="module")
+def fitted() -> tuple[FailureRiskModel, pd.DataFrame]:
+    df = _synthetic()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RiskModelWarning)
+        return FailureRiskModel(val_fraction=0.3).fit(df), df
+
+
+def test_recovers_the_hazard_ratio_of_the_covariate(fitted) -> None:
+    model, df = fitted
+    model_cox = FailureRiskModel(candidates=("cox_ph",)).fit(df)
+    hr_per_unit = model_cox.summary.loc["temperature_celsius_level", "hazard_ratio"]
+    assert hr_per_unit ** 3.0 == pytest.approx(HR_HOT, rel=0.35)  # level 3.0 <=> hot
+    assert model.kind_ in ("weibull_aft", "cox_ph")
+    assert set(model.validation_["models"]) == {"weibull_aft", "cox_ph"}
+
+
+def test_weibull_aft_recovers_shape_and_scale() -> None:
+    df = _synthetic(1500, seed=3)
+    m = FailureRiskModel(candidates=("weibull_aft",)).fit(df)
+    rho = float(np.exp(m.model_.params_.loc["rho_"].iloc[0]))
+    assert rho == pytest.approx(SHAPE, rel=0.15)
+    cold = df[df.temperature_celsius_level < 1.5].head(50)
+    # median of the cold group: scale * ln2^(1/shape)
+    assert np.median(m.predict_median(cold)) == pytest.approx(SCALE * np.log(2) ** (1 / SHAPE), rel=0.25)
+
+
+def test_probabilities_are_monotone_in_the_horizon_and_hot_devices_rank_first(fitted) -> None:
+    model, df = fitted
+    risk = model.predict_risk(df)
+    assert (risk.p_fail_7d <= risk.p_fail_30d).all()
+    assert risk.p_fail_30d.between(0, 1).all()
+    hot = df.temperature_celsius_level > 1.5
+    assert risk.loc[hot, "p_fail_30d"].mean() > 2 * risk.loc[~hot, "p_fail_30d"].mean()
+    assert (risk.rul_low_days <= risk.rul_median_days).all() and (risk.rul_median_days <= risk.rul_high_days).all()
+
+
+def test_factors_are_sentences_with_units(fitted) -> None:
+    model, df = fitted
+    hot_row = df[df.temperature_celsius_level > 2].head(1)
+    factors = model.explain(hot_row)[0]
+    assert any("temperature celsius" in f and "above" in f for f in factors)
+
+
+def test_calibration_is_reported(fitted) -> None:
+    model, _ = fitted
+    rep = model.report()
+    assert "brier_raw" in rep["validation"]["30d"]
+    assert rep["reliability"]["30d"] and {"mean_predicted", "observed_rate"} <= set(rep["reliability"]["30d"][0])
+
+
+def test_pickle_round_trip_predicts_the_same(fitted) -> None:
+    model, df = fitted
+    again = pickle.loads(pickle.dumps(model))
+    pd.testing.assert_frame_equal(again.predict_risk(df.head(20)), model.predict_risk(df.head(20)))
+
+
+def test_no_failures_falls_back_with_a_clear_warning() -> None:
+    df = _synthetic(50)
+    df["event"] = False
+    with pytest.warns(RiskModelWarning, match="No failures"):
+        m = FailureRiskModel().fit(df)
+    risk = m.predict_risk(df)
+    assert m.kind_ == "kaplan_meier" and (risk.p_fail_30d == 0).all()
+    assert "no evidence" in risk.factors.iloc[0][0]
+
+
+def test_few_failures_single_device_and_constant_covariates_fall_back_to_weibull() -> None:
+    df = _synthetic(40, seed=5).head(5).assign(device_id=1)  # one device, a handful of spells
+    with pytest.warns(RiskModelWarning):
+        m = FailureRiskModel().fit(df)
+    assert m.kind_ in ("weibull", "exponential")
+    risk = m.predict_risk(df)
+    assert (risk.p_fail_7d <= risk.p_fail_30d).all()
+    const = _synthetic(200, seed=6)
+    for c in ("temperature_celsius_level", "temperature_celsius_trend_z", "age_days", "days_since_repair"):
+        const[c] = 1.0
+    with pytest.warns(RiskModelWarning, match="constant"):
+        m2 = FailureRiskModel().fit(const)
+    assert m2.kind_ == "weibull" and "constant" in m2.warning_
+
+
+def test_bad_input_says_how_to_fix_it() -> None:
+    with pytest.raises(RiskInputError, match="simulate"):
+        FailureRiskModel().fit(pd.DataFrame())
+    df = _synthetic(20)
+    df.loc[0, "duration_days"] = -1
+    with pytest.raises(RiskInputError, match="duration_days"):
+        FailureRiskModel().fit(df)
+    with pytest.raises(RiskInputError, match="fit"):
+        FailureRiskModel().predict_risk(df)
