@@ -1,9 +1,10 @@
-"""The trust line under every answer: how fresh the data is, and whose data is missing or stale.
+"""The trust line under every answer: how fresh the data is, which devices are offline, whose data is stale.
 
 HOMEPOT gates its own decisions on data validity; an assistant answering "CPU is fine" from
-data that stopped arriving two hours ago must say so. One grouped query (``MAX(timestamp)`` per
-device, served by the ``(device_id, timestamp)`` unique index) gives both the fleet's newest
-reading and the devices with none recent enough (``HOMEPOT_AI_STALE_AFTER_S``).
+data that stopped arriving two hours ago must say so. The facts come from
+``tools.connectivity.fleet_liveness``, the same rule the fleet tools and the fleet context use
+(online = heartbeat at most 120 s old; stale = newest metric older than HOMEPOT_AI_STALE_AFTER_S),
+so the trust line never disagrees with "how many devices are offline?".
 """
 
 from __future__ import annotations
@@ -11,19 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import text
-
 from tools.config import Settings
+from tools.connectivity import fleet_liveness
 from tools.store.engine import Store
-
-_SQL = text(
-    """
-    SELECT d.name AS name, MAX(m.timestamp) AS newest
-    FROM devices d LEFT JOIN device_metrics m ON m.device_id = d.id
-    WHERE COALESCE(d.lifecycle_state, 'active') NOT IN ('decommissioned', 'retired')
-    GROUP BY d.id, d.name
-    """
-)
 
 
 @dataclass
@@ -33,37 +24,26 @@ class Freshness:
     devices: int = 0
     newest: datetime | None = None
     age_s: float | None = None
-    missing: list[str] = field(default_factory=list)
-    stale: list[str] = field(default_factory=list)
-
-
-def _parse(ts: object) -> datetime | None:
-    if ts is None:
-        return None
-    if isinstance(ts, datetime):
-        return ts.replace(tzinfo=None)
-    try:
-        return datetime.fromisoformat(str(ts)).replace(tzinfo=None)
-    except ValueError:
-        return None
+    missing: list[str] = field(default_factory=list)  # never reported a metric
+    stale: list[str] = field(default_factory=list)  # newest metric older than the stale setting
+    offline: list[str] = field(default_factory=list)  # heartbeat older than 120 s (or none)
 
 
 def freshness(store: Store, settings: Settings) -> Freshness:
-    """Per-device newest reading, reduced to the fleet's freshness facts."""
+    """Per-device liveness, reduced to the fleet's freshness facts."""
     now = settings.now()
-    stale_after = float(settings.get("HOMEPOT_AI_STALE_AFTER_S"))
-    with store.engine.connect() as conn:
-        rows = conn.execute(_SQL).all()
-    out = Freshness(devices=len(rows))
-    for name, newest in rows:
-        ts = _parse(newest)
-        if ts is None:
-            out.missing.append(name)
+    devices = fleet_liveness(store, now, float(settings.get("HOMEPOT_AI_STALE_AFTER_S")))
+    out = Freshness(devices=len(devices))
+    for d in devices:
+        if not d.online:
+            out.offline.append(d.name)
+        if d.newest_metric is None:
+            out.missing.append(d.name)
             continue
-        if out.newest is None or ts > out.newest:
-            out.newest = ts
-        if (now - ts).total_seconds() > stale_after:
-            out.stale.append(name)
+        if out.newest is None or d.newest_metric > out.newest:
+            out.newest = d.newest_metric
+        if d.stale:
+            out.stale.append(d.name)
     if out.newest is not None:
         out.age_s = max(0.0, (now - out.newest).total_seconds())
     return out
@@ -85,7 +65,7 @@ def _names(names: list[str], cap: int) -> str:
 
 
 def trust_line(store: Store, settings: Settings, *, cap: int = 3) -> str:
-    """One line, e.g. ``Data: newest reading 2 min old; stale: pos-7, pos-9; missing: kiosk-3``."""
+    """One line, e.g. ``Data: newest reading 2 min old; 1 offline (pos-7); stale data: pos-7, pos-9; no data: kiosk-3``."""
     try:
         f = freshness(store, settings)
     except Exception as exc:  # the line must never break an answer
@@ -95,10 +75,12 @@ def trust_line(store: Store, settings: Settings, *, cap: int = 3) -> str:
     if f.newest is None:
         return f"Data: no metrics recorded for any of the {f.devices} devices."
     parts = [f"Data: newest reading {_age(f.age_s or 0.0)} old"]
+    if f.offline:
+        parts.append(f"{len(f.offline)} offline ({_names(f.offline, cap)})")
     if f.stale and len(f.stale) == f.devices:
         parts.append(f"all {f.devices} devices stale")
     elif f.stale:
-        parts.append(f"stale: {_names(f.stale, cap)}")
+        parts.append(f"stale data: {_names(f.stale, cap)}")
     if f.missing:
         parts.append(f"no data: {_names(f.missing, cap)}")
     if not f.stale and not f.missing:

@@ -7,10 +7,11 @@ round trip per part, and stays well under 50 ms on a 200-device fleet: the newes
 device is one index seek per device (a correlated ``MAX`` on the unique (device_id, timestamp)
 index), never a scan of ``device_metrics``.
 
-Connectivity from the age of a device's newest metric (``HOMEPOT_AI_STALE_AFTER_S``, default
-900 s): ``online`` up to that age, ``stale`` up to 4x it (an hour by default), ``offline``
-beyond, or when the device never reported. ``devices.status`` is not used: HOMEPOT does not keep
-it reliably.
+Connectivity is the one rule of ``tools.connectivity`` (SCHEMA.md): online while the last
+heartbeat is at most 120 s old, else offline; the fleet tools and the trust line use the same
+functions, so the counts never disagree. Data freshness is separate: a device's data is stale
+when its newest metric is older than ``HOMEPOT_AI_STALE_AFTER_S`` (default 900 s) or it never
+reported. ``devices.status`` is not used: HOMEPOT does not keep it reliably.
 """
 
 from __future__ import annotations
@@ -26,18 +27,13 @@ from tools.store.engine import Store
 
 OPEN_ALERT_STATUSES = ("active", "acknowledged")
 SEVERITY_ORDER = ("critical", "high", "medium", "low", "info")
-OFFLINE_FACTOR = 4
 
 
-def connectivity(age_s: float | None, stale_after_s: float) -> str:
-    """``online`` / ``stale`` / ``offline`` for the age in seconds of a device's newest metric."""
-    if age_s is None:
-        return "offline"
-    if age_s <= stale_after_s:
-        return "online"
-    if age_s <= stale_after_s * OFFLINE_FACTOR:
-        return "stale"
-    return "offline"
+def connectivity(heartbeat_age_s: float | None) -> str:
+    """``online`` / ``offline`` for the age in seconds of a device's last heartbeat (shared rule)."""
+    from tools.connectivity import connectivity as shared
+
+    return shared(heartbeat_age_s)
 
 
 @dataclass
@@ -48,7 +44,8 @@ class FleetContext:
     devices: int = 0
     sites: int = 0
     by_type: dict[str, int] = field(default_factory=dict)
-    connectivity: dict[str, int] = field(default_factory=dict)
+    connectivity: dict[str, int] = field(default_factory=dict)  # online / offline by heartbeat
+    stale: int = 0  # devices whose newest metric is older than the stale setting, or missing
     health: dict[str, int] = field(default_factory=dict)
     open_alerts: dict[str, int] = field(default_factory=dict)
     newest_metric: datetime | None = None
@@ -74,10 +71,10 @@ class FleetContext:
         if self.devices == 0:
             return f"As of {self.now:%Y-%m-%d %H:%M} UTC the store holds no devices yet."
         types = ", ".join(f"{n} {t}" for t, n in sorted(self.by_type.items(), key=lambda kv: -kv[1]))
-        conn = ", ".join(f"{self.connectivity.get(k, 0)} {k}" for k in ("online", "stale", "offline"))
+        conn = ", ".join(f"{self.connectivity.get(k, 0)} {k}" for k in ("online", "offline"))
         lines = [
             f"As of {self.now:%Y-%m-%d %H:%M} UTC: {self.devices} devices at {self.sites} sites ({types}).",
-            f"Connectivity by newest metric: {conn}.",
+            f"Connectivity by heartbeat: {conn}; {self.stale} with stale or missing data.",
         ]
         if self.open_alerts:
             sev = ", ".join(f"{self.open_alerts[s]} {s}" for s in SEVERITY_ORDER if self.open_alerts.get(s))
@@ -88,9 +85,8 @@ class FleetContext:
             lines.append("Open alerts: none.")
         if self.anomalies_24h is not None:
             lines.append(f"Anomalies detected in the last 24 h: {self.anomalies_24h}.")
-        not_online = self.connectivity.get("stale", 0) + self.connectivity.get("offline", 0)
         if self.stale_devices:
-            more = not_online - len(self.stale_devices)
+            more = self.stale - len(self.stale_devices)
             lines.append("Longest silent: " + ", ".join(self.stale_devices) + (f" (+{more} more)." if more > 0 else "."))
         fresh = self.freshness_s
         if fresh is None:
@@ -127,12 +123,10 @@ def build_fleet_context(store: Store, settings: Any, *, now: datetime | None = N
     now = now or settings.now()
     stale_after = float(settings.get("HOMEPOT_AI_STALE_AFTER_S"))
     ctx = FleetContext(now=now)
+    from tools.connectivity import fleet_liveness
+
+    devices = fleet_liveness(store, now, stale_after)
     with store.engine.connect() as conn:
-        rows = conn.execute(text(
-            "SELECT d.name, d.device_type, d.health_state, "
-            "(SELECT MAX(m.timestamp) FROM device_metrics m WHERE m.device_id = d.id) AS newest "
-            "FROM devices d WHERE d.is_active IS NULL OR d.is_active = :yes"
-        ), {"yes": True}).all()
         ctx.sites = int(conn.execute(text(
             "SELECT COUNT(*) FROM sites WHERE is_active IS NULL OR is_active = :yes"), {"yes": True}).scalar() or 0)
         statuses = ", ".join(f"'{s}'" for s in OPEN_ALERT_STATUSES)
@@ -146,19 +140,17 @@ def build_fleet_context(store: Store, settings: Any, *, now: datetime | None = N
                 {"since": now - timedelta(days=1)}).scalar() or 0)
         except Exception:  # a read-only HOMEPOT database without our ai_* tables
             ctx.anomalies_24h = None
-    ctx.devices = len(rows)
+    ctx.devices = len(devices)
     stale: list[tuple[float, str]] = []
-    for name, dtype, health, newest in rows:
-        ctx.by_type[dtype or "unknown"] = ctx.by_type.get(dtype or "unknown", 0) + 1
-        ctx.health[health or "unknown"] = ctx.health.get(health or "unknown", 0) + 1
-        ts = _as_naive(newest)
-        if ts is not None and (ctx.newest_metric is None or ts > ctx.newest_metric):
-            ctx.newest_metric = ts
-        age = None if ts is None else (now - ts).total_seconds()
-        state = connectivity(age, stale_after)
-        ctx.connectivity[state] = ctx.connectivity.get(state, 0) + 1
-        if state != "online":
-            stale.append((float("inf") if age is None else age, name))
+    for d in devices:
+        ctx.by_type[d.device_type or "unknown"] = ctx.by_type.get(d.device_type or "unknown", 0) + 1
+        ctx.health[d.health_state or "unknown"] = ctx.health.get(d.health_state or "unknown", 0) + 1
+        if d.newest_metric is not None and (ctx.newest_metric is None or d.newest_metric > ctx.newest_metric):
+            ctx.newest_metric = d.newest_metric
+        ctx.connectivity[d.connectivity] = ctx.connectivity.get(d.connectivity, 0) + 1
+        if d.stale:
+            stale.append((float("inf") if d.metric_age_s is None else d.metric_age_s, d.name))
+    ctx.stale = len(stale)
     ctx.stale_devices = [name for _, name in sorted(stale, reverse=True)[:list_stale]]
     ctx.build_ms = (time.perf_counter() - started) * 1000
     return ctx

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import text
 from test_tools_fleet_fixture import NOW, build_fleet
 
 from agent.grounding import check_answer, numbers_in
@@ -60,7 +61,13 @@ def test_trust_line_names_stale_and_missing_devices(sqlite_store) -> None:
     f = freshness(sqlite_store, settings)
     assert f.newest == NOW - timedelta(hours=1) and f.stale == ["Brixton Till 1"] and f.missing == []
     line = trust_line(sqlite_store, settings)
-    assert line == "Data: newest reading 60 min old; stale: Brixton Till 1."
+    with sqlite_store.engine.connect() as conn:  # offline = heartbeat older than 120 s, or none (SCHEMA.md)
+        offline = sorted(r[0] for r in conn.execute(text(
+            "SELECT name FROM devices WHERE last_heartbeat_at IS NULL OR last_heartbeat_at < :c"),
+            {"c": (NOW - timedelta(seconds=120)).isoformat(sep=" ")}))
+    assert f.offline and sorted(f.offline) == offline
+    shown = ", ".join(offline[:3]) + (f" and {len(offline) - 3} more" if len(offline) > 3 else "")
+    assert line == f"Data: newest reading 60 min old; {len(offline)} offline ({shown}); stale data: Brixton Till 1."
 
 
 def test_trust_line_on_an_empty_store_says_what_to_run(sqlite_store) -> None:

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 from sqlalchemy import insert
 
-from memory.context import build_fleet_context, connectivity
+from memory.context import build_fleet_context
+from tools.connectivity import ONLINE_WITHIN_S, connectivity, is_stale
 from memory_helpers import settings_for
 from tools.store.bulk import insert_frame
 from tools.store.schema import Alert, Device, Site
@@ -18,15 +19,21 @@ NOW = datetime(2026, 3, 2, 12, 0, 0)
 STALE_AFTER = 900
 
 
+def heartbeat_age(i: int) -> float | None:
+    """Most devices beat 30 s ago; every third 300 s ago (offline); every 25th never."""
+    return None if i % 25 == 0 else (300.0 if i % 3 == 0 else 30.0)
+
+
 def seed_fleet(store, n_devices: int = 200, rows_per_device: int = 100) -> dict:
-    """A fleet whose devices' newest metrics have known ages; returns the expected figures."""
+    """A fleet whose heartbeats and newest metrics have known ages; returns the expected figures."""
     types = ["pos_terminal", "iot_sensor", "gateway", "industrial_controller"]
     with store.engine.begin() as conn:
         conn.execute(insert(Site), [{"id": s, "site_id": f"SITE-{s}", "name": f"Site {s}", "is_active": True}
                                     for s in range(1, 11)])
         conn.execute(insert(Device), [
             {"id": i, "device_id": f"DEVICE-{i:04d}", "name": f"dev-{i:03d}", "device_type": types[i % 4],
-             "site_id": 1 + i % 10, "health_state": "healthy" if i % 7 else "warning", "is_active": True}
+             "site_id": 1 + i % 10, "health_state": "healthy" if i % 7 else "warning", "is_active": True,
+             "last_heartbeat_at": None if heartbeat_age(i) is None else NOW - timedelta(seconds=heartbeat_age(i))}
             for i in range(1, n_devices + 1)])
         conn.execute(insert(Alert), [
             {"timestamp": NOW, "device_id": f"DEVICE-{i:04d}", "site_id": 1, "title": "t", "severity": sev,
@@ -45,10 +52,11 @@ def seed_fleet(store, n_devices: int = 200, rows_per_device: int = 100) -> dict:
         stamps = [newest - timedelta(minutes=5 * k) for k in range(rows_per_device)]
         frames.append(pd.DataFrame({"timestamp": stamps, "device_id": i, "cpu_percent": 20.0}))
     insert_frame(store, "device_metrics", pd.concat(frames), conflict=("device_id", "timestamp"))
-    expected = {"online": 0, "stale": 0, "offline": 0}
-    for age in ages.values():
-        expected[connectivity(age, STALE_AFTER)] += 1
-    return {"connectivity": expected, "newest": NOW - timedelta(seconds=60)}
+    expected = {"online": 0, "offline": 0}
+    for i in ages:
+        expected[connectivity(heartbeat_age(i))] += 1
+    stale = sum(is_stale(age, STALE_AFTER) for age in ages.values())
+    return {"connectivity": expected, "stale": stale, "newest": NOW - timedelta(seconds=60)}
 
 
 @pytest.fixture
@@ -56,13 +64,11 @@ def fleet(store):
     return store, seed_fleet(store)
 
 
-def test_connectivity_thresholds():
-    assert connectivity(10, 900) == "online"
-    assert connectivity(900, 900) == "online"
-    assert connectivity(901, 900) == "stale"
-    assert connectivity(3600, 900) == "stale"
-    assert connectivity(3601, 900) == "offline"
-    assert connectivity(None, 900) == "offline"
+def test_online_means_a_heartbeat_at_most_120_s_old():
+    assert ONLINE_WITHIN_S == 120
+    assert connectivity(10) == "online" and connectivity(120) == "online"
+    assert connectivity(121) == "offline" and connectivity(None) == "offline"
+    assert is_stale(901, 900) and is_stale(None, 900) and not is_stale(900, 900)
 
 
 def test_fleet_context_counts_match_the_seeded_fleet(fleet, tmp_path):
@@ -77,7 +83,8 @@ def test_fleet_context_counts_match_the_seeded_fleet(fleet, tmp_path):
     assert len(ctx.stale_devices) == 5 and "dev-050" in ctx.stale_devices  # never reported: first
     text = ctx.to_text()
     assert "200 devices at 10 sites" in text
-    assert f"{expected['connectivity']['offline']} offline" in text
+    assert ctx.stale == expected["stale"]
+    assert f"{expected['connectivity']['offline']} offline; {expected['stale']} with stale or missing data" in text
     assert "Open alerts: 4 (1 critical, 2 high, 1 medium)." in text
     assert "(60 s old)" in text
 

@@ -14,6 +14,7 @@ from typing import Any, Literal
 import pandas as pd
 from pydantic import BaseModel, Field
 
+from tools.connectivity import ONLINE_WITHIN_S
 from tools.metric_tools import iso, ts_param
 from tools.registry import ToolContext, register
 from tools.results import ToolResult
@@ -21,7 +22,6 @@ from tools.scopes import friendly_errors, DEVICE_TYPE_LABELS, ScopeNotFound, res
 from tools.store.engine import Store
 from tools.store.schema import ALERT_SEVERITIES
 
-ONLINE_WITHIN_S = 120
 OPEN_ALERT_STATUSES = ("active", "acknowledged")
 MAX_LISTED = 200
 
@@ -54,7 +54,7 @@ def device_status_frame(store: Store, now: datetime, stale_after_s: float) -> tu
     hb = pd.to_datetime(df["last_heartbeat_at"], utc=True, format="ISO8601", errors="coerce").dt.tz_localize(None)
     lm = pd.to_datetime(df["last_metric_at"], utc=True, format="ISO8601", errors="coerce").dt.tz_localize(None)
     df["heartbeat_age_s"] = (now_ts - hb).dt.total_seconds()
-    df["connectivity"] = (df["heartbeat_age_s"] <= ONLINE_WITHIN_S).map({True: "online", False: "offline"})
+    df["connectivity"] = (df["heartbeat_age_s"] <= ONLINE_WITHIN_S).map({True: "online", False: "offline"})  # = connectivity.is_online
     df["stale"] = lm.isna() | ((now_ts - lm).dt.total_seconds() > stale_after_s)
     df["last_heartbeat_at"] = hb.map(iso)
     df["last_metric_at"] = lm.map(iso)
