@@ -51,6 +51,8 @@ SUMMARY_SOURCE = "summarization"  # additional_kwargs["lc_source"], as LangChain
 SUMMARY_PREFIX = "Here is a summary of the conversation to date:\n\n"
 PINNED_HEADER = "Facts the user stated:"
 DISCUSSED_HEADER = "Earlier in the conversation:"
+ASKED_PREFIX = "User asked: "
+KEEP_QUESTIONS = 3  # newest user questions a summary always keeps
 
 #: What a user says about themselves or asks us to keep: pinned, never dropped.
 _USER_FACT = re.compile(
@@ -161,7 +163,7 @@ def extract_facts(messages: Sequence[BaseMessage]) -> tuple[list[str], list[str]
                 if _USER_FACT.search(sentence):
                     pinned.append(f"User: {sentence}")
                 else:
-                    discussed.append(f"User asked: {sentence}")
+                    discussed.append(f"{ASKED_PREFIX}{sentence}")
         elif isinstance(message, ToolMessage):
             gist = _tool_text(message)
             if gist and _FACTUAL.search(gist):
@@ -196,16 +198,22 @@ def render_summary(pinned: list[str], discussed: list[str], max_tokens: int) -> 
         lines.append(PINNED_HEADER)
         lines += [f"- {p}" for p in pinned]
     used = sum(len(line) + 1 for line in lines)
-    kept: list[str] = []
-    for item in reversed(discussed):
-        cost = len(item) + 3
+    # The newest questions stay even on a tight budget: they are short, and follow-ups
+    # ("and for Leeds?") need the question they follow.
+    asked = [i for i, d in enumerate(discussed) if d.startswith(ASKED_PREFIX)][-KEEP_QUESTIONS:]
+    keep = set(asked)
+    used += sum(len(discussed[i]) + 3 for i in asked)
+    for i in range(len(discussed) - 1, -1, -1):
+        if i in keep:
+            continue
+        cost = len(discussed[i]) + 3
         if used + cost > budget_chars:
             break
-        kept.append(item)
+        keep.add(i)
         used += cost
-    if kept:
+    if keep:
         lines.append(DISCUSSED_HEADER)
-        lines += [f"- {d}" for d in reversed(kept)]
+        lines += [f"- {discussed[i]}" for i in sorted(keep)]
     return "\n".join(lines) if lines else "Nothing of note was said yet."
 
 

@@ -195,6 +195,9 @@ def _details(tool: str, result: dict[str, Any]) -> str:
         return "\n".join(parts)
     if tool == "compare_metric":
         return ""
+    if tool == "memory_search" and isinstance(data, list):  # the snippets themselves, each with its source
+        return "\n".join(f"- [{r.get('source') or r.get('collection')}] {_snippet(str(r.get('text', '')))}"
+                         for r in data[:3] if isinstance(r, dict))
     if tool == "render_report" and isinstance(data, dict):
         return fill("answers", "report_path", path=data.get("path") or "the reports folder")
     if tool == "explain_anomaly" and isinstance(data, dict):
@@ -206,6 +209,12 @@ def _details(tool: str, result: dict[str, Any]) -> str:
             if isinstance(data.get(key), list) and data[key]:
                 return _table(tool, data[key])
     return ""
+
+
+def _snippet(text: str, limit: int = 400) -> str:
+    """One memory snippet on one line, cut at a word boundary."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[:limit].rsplit(" ", 1)[0] + " ..."
 
 
 def _sentence(tool: str, result: dict[str, Any]) -> str:

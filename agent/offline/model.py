@@ -44,6 +44,32 @@ _NAME_SUMMARY = re.compile(r"\b(?:user'?s?\s+name\s+is|user\s+is\s+called|name:)
 _REMEMBERED = re.compile(r"^\s*(?:please\s+)?(?:remember|note|keep\s+in\s+mind|don'?t\s+forget)\s+(?:that\s+)?(.+?)[.!]?\s*$", re.I)
 
 
+def _is_summary(message: BaseMessage) -> bool:
+    """The rolling summary (memory.summary) is a HumanMessage marked by its source, not a question."""
+    return (getattr(message, "additional_kwargs", None) or {}).get("lc_source") == "summarization"
+
+
+_ASKED = re.compile(r"^\s*-\s*User asked:\s*(.+?)\s*$", re.M)
+
+
+def human_turns(messages: Sequence[BaseMessage]) -> list[str]:
+    """The user's earlier questions, oldest first; a summary contributes the questions it kept.
+
+    Follow-ups ("and for Leeds?") re-read these, so after summarisation folded the previous
+    turn away the question it asked still counts, and the summary text itself is never parsed
+    as a question.
+    """
+    out: list[str] = []
+    for m in messages:
+        if not isinstance(m, HumanMessage):
+            continue
+        if _is_summary(m):
+            out += _ASKED.findall(_text(m))
+        else:
+            out.append(_text(m))
+    return out
+
+
 def _text(message: BaseMessage) -> str:
     content = message.content
     if isinstance(content, str):
@@ -118,7 +144,7 @@ class OfflineChatModel(BaseChatModel):
             # nothing new from the user (or our own answer is last): offer help
             return AIMessage(content=direct_reply("help", {}, self.catalog), response_metadata=meta)
         question = _text(messages[last_human])
-        history = [_text(m) for m in messages[:last_human] if isinstance(m, HumanMessage)][-HISTORY_TURNS:]
+        history = human_turns(messages[:last_human])[-HISTORY_TURNS:]
         parse = understand(question, self.catalog, self._clock(), history)
         if parse.reply in ("recall", "recall_name"):
             return self._recall(messages[:last_human], parse.fields.get("topic", ""), tools, len(messages), meta)
@@ -163,7 +189,8 @@ class OfflineChatModel(BaseChatModel):
 
     def _recall(self, earlier: Sequence[BaseMessage], topic: str, tools, n: int, meta: dict[str, Any]) -> AIMessage:
         """Answer "what's my name?" / "what did I tell you about X?" from the conversation."""
-        texts = [(m, _text(m)) for m in earlier if isinstance(m, (HumanMessage, SystemMessage))]
+        texts = [(SystemMessage(_text(m)) if _is_summary(m) else m, _text(m))
+                 for m in earlier if isinstance(m, (HumanMessage, SystemMessage))]
         if topic == "name":
             for m, t in reversed(texts):
                 hit = (_NAME_STATED if isinstance(m, HumanMessage) else _NAME_SUMMARY).search(t) or _NAME_STATED.search(t)
@@ -242,9 +269,12 @@ _ARG_ALIASES: dict[str, tuple[str, ...]] = {
 
 
 def _sentence_with(text: str, words: list[str]) -> str:
-    for sentence in re.split(r"(?<=[.!?])\s+", text):
+    """The sentence (or summary bullet) naming every word, without the summary's "- User:" prefix."""
+    for sentence in re.split(r"(?<=[.!?])\s+|\n+", text):
         if all(w in sentence.lower() for w in words):
-            return sentence.strip()
+            sentence = re.sub(r"^\s*-?\s*User(?: asked)?:\s*", "", sentence.strip())
+            said = _REMEMBERED.match(sentence)
+            return (said.group(1) if said else sentence).strip()
     return text.strip()[:300]
 
 

@@ -84,6 +84,12 @@ _FOLLOWUP = re.compile(r"^\s*(?:and|also|what\s+about|how\s+about|same\s+(?:for|
 _AMBIGUOUS = re.compile(r"\b(?:how\s+is\s+it|how'?s\s+it|is\s+it\s+ok|show\s+me\s+the\s+(?:numbers|data|stats|figures)|what'?s\s+(?:going\s+on|happening|up)|the\s+numbers|any\s+problems|anything\s+wrong|is\s+everything\s+ok(?:ay)?|how\s+are\s+things|give\s+me\s+(?:the\s+)?(?:numbers|data|stats))\b")
 _UNKNOWN_NAME = re.compile(r"\b(?:at|in|for|of|on|from)\s+(?:the\s+)?([A-Z][\w'\-]*(?:\s+[A-Z0-9][\w'\-]*){0,3})")
 
+#: Questions about procedure rather than data: answered from the runbooks (memory_search).
+_KNOWHOW = re.compile(r"\b(?:how\s+(?:do|should|can|would)\s+(?:i|we|you)\s+(?:fix|repair|troubleshoot|handle|deal|resolve|"
+                      r"reset|restart|replace|diagnose|recover|respond|investigate)|how\s+to\s+(?:fix|repair|troubleshoot|"
+                      r"handle|deal|resolve|reset|restart|replace|diagnose|recover|respond|investigate)|what\s+should\s+(?:i|we)\s+"
+                      r"(?:do|check|try)|runbooks?|playbooks?|procedures?|troubleshoot\w*|best\s+practices?|steps\s+to)\b")
+
 _INTENT_WORDS = {
     "alerts": re.compile(r"\b(?:alerts?|alarms?|warnings?|notifications?|incidents?|tickets?)\b"),
     "maintenance": re.compile(r"\b(?:maintenance|maintain|rul|remaining\s+useful\s+life|(?:likely|going|about)\s+to\s+(?:fail|break|die)|fail(?:ure)?\s+(?:risk|probability|chance)|risk\s+of\s+failure|at\s+risk|risk(?:iest|y)?|need(?:s)?\s+(?:servicing|service|replacing|replacement|repair|attention)|service\s+due|break\s+down|wear(?:ing)?\s+out|life\s*expectancy|predict(?:ed|ion)?s?\s+failures?)\b"),
@@ -573,6 +579,9 @@ def _understand_one(question: str, catalog: Catalog, now: datetime, prev: Frame 
         frame = _follow_up(prev, slots, raw)
         if frame is not None:
             return Parse(frame, calls=frame_to_calls(frame))
+    # --- know-how: "how do I fix a card reader?", "what should I do about a freezer alarm?"
+    if _KNOWHOW.search(low) and not re.search(r"\bhow\s+(?:many|much|often|long)\b", low):
+        return Parse(Frame(intent="knowhow", text=raw), calls=[ToolCallSpec("memory_search", {"query": raw})])
     # --- fleet intents, most specific first
     intent = None
     if _INTENT_WORDS["report"].search(low) and not re.search(r"\b(?:reported|reporting)\b", low):
