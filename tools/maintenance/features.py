@@ -53,6 +53,14 @@ BASELINE_DAYS = 14
 TREND_DAYS = 7
 
 
+def ts_param(store: Store, ts) -> object:
+    """A timestamp bound the way the column stores it (SQLite: the bulk writer's text format)."""
+    from tools.store.bulk import SQLITE_TS_FORMAT
+
+    t = pd.Timestamp(ts).to_pydatetime()
+    return t.strftime(SQLITE_TS_FORMAT) if store.is_sqlite else t
+
+
 def _naive(ts) -> pd.Timestamp:
     t = pd.Timestamp(ts)
     return t.tz_convert("UTC").tz_localize(None) if t.tzinfo is not None else t
@@ -75,7 +83,7 @@ def load_events(store: Store, until: datetime | None = None) -> pd.DataFrame:
     params: dict = {}
     if until is not None:
         sql += " AND timestamp <= :until"
-        params["until"] = until
+        params["until"] = ts_param(store, until)
     ev = read_frame(store, sql + " ORDER BY device_id, timestamp", params, parse_dates=["timestamp"])
     return ev
 
@@ -104,7 +112,7 @@ def daily_panel(store: Store, devices: pd.DataFrame, start: datetime, origin: da
         ts = pd.to_datetime(wide["timestamp"])
         wide["k"] = ((ts - pd.Timestamp(origin)) // pd.Timedelta(days=1)).astype(int)
         m = wide.groupby(["device_id", "k"], sort=True)[metrics].mean().reset_index()
-    params = {"s": start, "e": origin, "origin": origin}
+    params = {"s": ts_param(store, start), "e": ts_param(store, origin), "origin": ts_param(store, origin)}
     dev_expr = ("json_extract(context, '$.device_id')" if store.is_sqlite
                 else "CAST(context AS jsonb) ->> 'device_id'")
     errs = read_frame(store, f"SELECT {dev_expr} AS public_id, {_day_index_sql(store, 'timestamp')} AS k, "
@@ -200,7 +208,12 @@ def build_landmarks(store: Store, *, until: datetime, step_days: int = 2, histor
     if lm.empty:
         return lm
     # outcome: next failure after `at` (or censoring at `until`); skip landmarks inside a failure
+    lm["at"] = pd.to_datetime(lm["at"]).astype("datetime64[ns]")
     lm = lm.sort_values("at").reset_index(drop=True)
+    events = events.assign(timestamp=pd.to_datetime(events["timestamp"]).astype("datetime64[ns]"),
+                           device_id=events["device_id"].astype(lm["device_id"].dtype))
+    fails = events[events["event_type"] == "failure"]
+    restores = events[events["event_type"].isin(["repair", "replacement"])]
     f = fails[["device_id", "timestamp"]].rename(columns={"timestamp": "next_failure"}).sort_values("next_failure")
     lm = pd.merge_asof(lm, f, left_on="at", right_on="next_failure", by="device_id", direction="forward",
                        allow_exact_matches=False)

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from tools.maintenance.features import build_landmarks
+from tools.maintenance.features import build_landmarks, ts_param
 from tools.maintenance.survival import FailureRiskModel, RiskInputError
 from tools.store.bulk import insert_frame, read_frame
 from tools.store.engine import Store
@@ -102,7 +102,7 @@ def _stored_predictions(store: Store, now: datetime) -> pd.DataFrame:
                            "WHERE p.predicted_at >= :since AND p.predicted_at <= :now "
                            "AND p.predicted_at = (SELECT MAX(q.predicted_at) FROM ai_predictions q "
                            "WHERE q.predicted_at >= :since AND q.predicted_at <= :now)",
-                    {"since": since.to_pydatetime(), "now": pd.Timestamp(now).to_pydatetime()},
+                    {"since": ts_param(store, since), "now": ts_param(store, now)},
                     parse_dates=["predicted_at"])
     if not df.empty:
         import json

@@ -1,0 +1,104 @@
+"""Fleet risk from the store: landmarks without look-ahead, save/load, ranking, persistence, tool, CLI."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from datetime import datetime, timedelta
+
+import pandas as pd
+import pytest
+
+from tools.maintenance.features import build_landmarks, ts_param
+from tools.maintenance.fleet import (
+    fit_fleet_model,
+    load_model,
+    predict_fleet,
+    rank_fleet,
+    save_model,
+)
+from tools.store.bulk import read_frame
+from tools.store.engine import open_store
+
+END = datetime(2025, 3, 1)
+
+
+@pytest.fixture(scope="module")
+def fleet_store(tmp_path_factory):
+    from tools.simulator import simulate_fleet
+
+    path = tmp_path_factory.mktemp("fleet") / "fleet.db"
+    store = open_store(f"sqlite:///{path}")
+    simulate_fleet(store, devices=14, days=45, interval="1h", seed=3, end=END, failure_scale=4.0, min_failures=2)
+    yield store
+    store.dispose()
+
+
+def test_landmark_features_use_only_the_past(fleet_store) -> None:
+    cut = END - timedelta(days=10)
+    early = build_landmarks(fleet_store, until=cut, at_only=True).set_index("device_id")
+    later = build_landmarks(fleet_store, until=END, step_days=2).set_index("device_id")
+    same_time = later[later["at"] == pd.Timestamp(cut)]
+    cols = [c for c in early.columns if c.endswith(("_level", "_trend_z", "error_logs_7d"))]
+    assert len(same_time) > 0
+    pd.testing.assert_frame_equal(early.loc[same_time.index, cols], same_time[cols], check_dtype=False)
+
+
+def test_landmark_outcomes_are_censored_at_the_end(fleet_store) -> None:
+    lm = build_landmarks(fleet_store, until=END, step_days=2)
+    assert (lm["at"] + pd.to_timedelta(lm["duration_days"], unit="D") <= pd.Timestamp(END) + timedelta(seconds=1)).all()
+    assert lm["event"].any() and (~lm["event"]).any()
+
+
+def test_fit_save_load_predict_round_trip(fleet_store) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = fit_fleet_model(fleet_store, END)
+    save_model(fleet_store, model, END)
+    loaded, fitted_at = load_model(fleet_store)
+    assert fitted_at == END and loaded.kind_ == model.kind_
+    a, b = predict_fleet(fleet_store, model, END), predict_fleet(fleet_store, loaded, END)
+    pd.testing.assert_frame_equal(a.drop(columns=["factors"]), b.drop(columns=["factors"]))
+    assert (a["p_fail_7d"] <= a["p_fail_30d"]).all()
+    assert a["factors"].map(lambda f: isinstance(f, list) and len(f) >= 1).all()
+
+
+def test_rank_fleet_persists_then_reuses_predictions(fleet_store) -> None:
+    ranked = rank_fleet(fleet_store, END, top=5, horizon=30, refit=True)
+    assert len(ranked) == 5 and ranked["p_fail_30d"].is_monotonic_decreasing
+    stored = read_frame(fleet_store, "SELECT COUNT(DISTINCT device_id) AS n FROM ai_predictions WHERE predicted_at >= :t",
+                        {"t": ts_param(fleet_store, END)})
+    assert int(stored["n"].iloc[0]) == 14
+    again = rank_fleet(fleet_store, END, top=5, horizon=30)
+    assert again.attrs["source"] == "stored predictions"
+    assert list(again["device_id"]) == list(ranked["device_id"])
+    with pytest.raises(ValueError, match="7 or 30"):
+        rank_fleet(fleet_store, END, horizon=14)
+
+
+def test_agent_tools_answer_with_probabilities_and_reasons(fleet_store) -> None:
+    from tools.config import load_settings
+    from tools.registry import ToolContext, call_tool
+
+    ctx = ToolContext(store=fleet_store, settings=load_settings().replace(now=END.isoformat()), audit=False)
+    res = call_tool(ctx, "fleet_risk_ranking", {"top": 3, "horizon": 7})
+    assert res.status == "ok" and res.rows == 3
+    first = res.data[0]
+    assert 0 <= first["p_fail_7d"] <= first["p_fail_30d"] <= 1 and first["factors"]
+    one = call_tool(ctx, "maintenance_risk", {"device": first["public_id"]})
+    assert one.status == "ok" and one.data["public_id"] == first["public_id"]
+    bad = call_tool(ctx, "maintenance_risk", {"device": "no such device xyz"})
+    assert bad.status == "error" and "Traceback" not in (bad.error or "")
+
+
+def test_cli_risk_json(fleet_store, monkeypatch) -> None:
+    from click.testing import CliRunner
+
+    from app.cli.maintenance_cmds import risk
+
+    monkeypatch.setenv("HOMEPOT_AI_DATABASE_URL", str(fleet_store.url))
+    monkeypatch.setenv("HOMEPOT_AI_NOW", END.isoformat())
+    out = CliRunner().invoke(risk, ["--top", "3", "--json"])
+    assert out.exit_code == 0, out.output
+    payload = json.loads(out.stdout.strip().splitlines()[-1])
+    assert len(payload["devices"]) == 3 and payload["horizon_days"] == 30
