@@ -863,4 +863,3 @@ def write_errors_csv(report: ImportReport, path: str | Path) -> int:
     return len(report.problems)
 
 
-ProgressFn = Callable[[int], None]
