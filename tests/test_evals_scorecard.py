@@ -159,3 +159,31 @@ def test_cli_compare_prints_what_got_better_and_worse(tmp_path: Path) -> None:
     bad.write_text("{}")
     res = CliRunner().invoke(eval_, ["--compare", str(pa), str(bad)])
     assert res.exit_code != 0 and "not a scorecard" in str(res.exception or res.output)
+
+
+def test_judge_verdicts_are_parsed_and_an_unreachable_judge_is_skipped_with_a_note(monkeypatch) -> None:
+    from evals.judge import make_judge, parse_verdict
+
+    assert parse_verdict('Sure: {"score": 4, "reason": "clear"}') == {"score": 4, "reason": "clear"}
+    assert parse_verdict("score: 2")["score"] == 2
+    assert parse_verdict("no idea")["score"] is None
+    monkeypatch.setenv("HOMEPOT_AI_OLLAMA_HOST", "http://127.0.0.1:9")
+    judge, note = make_judge("ollama:llama3.2")
+    assert judge is None and "not reachable" in note
+
+
+def test_the_judge_grades_through_ollama_with_the_configured_model(monkeypatch) -> None:
+    from evals.case_model import parse_case
+    from evals.fake_ollama import FakeOllama
+    from evals.judge import make_judge
+
+    with FakeOllama(models=("judgey:latest",)) as fake:
+        monkeypatch.setenv("HOMEPOT_AI_OLLAMA_HOST", fake.url)
+        monkeypatch.setenv("HOMEPOT_AI_JUDGE_MODEL", "judgey")
+        judge, note = make_judge("ollama")
+        assert note is None and judge.name == "ollama:judgey"
+        fake.enqueue(content='{"score": 5, "reason": "direct and useful"}')
+        case = parse_case("tags: [easy, overview]\nturns:\n  - user: fleet status\n", "001_x")
+        verdict = judge.grade(case, CaseResult("001_x", ["easy"], [_turn(answer="All 24 devices are online.")]))
+        assert verdict == {"score": 5, "reason": "direct and useful"}
+        assert "All 24 devices are online." in fake.chat_requests[0]["messages"][-1]["content"]
