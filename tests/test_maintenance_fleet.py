@@ -81,12 +81,14 @@ def test_agent_tools_answer_with_probabilities_and_reasons(fleet_store) -> None:
     from tools.registry import ToolContext, call_tool
 
     ctx = ToolContext(store=fleet_store, settings=load_settings().replace(now=END.isoformat()), audit=False)
-    res = call_tool(ctx, "fleet_risk_ranking", {"top": 3, "horizon": 7})
+    res = call_tool(ctx, "fleet_risk_ranking", {"top_n": 3, "horizon_days": 7})
     assert res.status == "ok" and res.rows == 3
     first = res.data[0]
     assert 0 <= first["p_fail_7d"] <= first["p_fail_30d"] <= 1 and first["factors"]
-    one = call_tool(ctx, "maintenance_risk", {"device": first["public_id"]})
-    assert one.status == "ok" and one.data["public_id"] == first["public_id"]
+    one = call_tool(ctx, "maintenance_risk", {"device": first["device"]})
+    assert one.status == "ok" and one.data["device"] == first["device"]
+    site = call_tool(ctx, "fleet_risk_ranking", {"scope": "site", "target": first["site"], "top_n": 50})
+    assert site.status == "ok" and {r["site"] for r in site.data} == {first["site"]}
     bad = call_tool(ctx, "maintenance_risk", {"device": "no such device xyz"})
     assert bad.status == "error" and "Traceback" not in (bad.error or "")
 

@@ -132,11 +132,16 @@ def current_predictions(store: Store, now: datetime, *, refit: bool = False) -> 
 
 
 def rank_fleet(store: Store, now: datetime, *, top: int = 10, horizon: int = 30,
-               refit: bool = False) -> pd.DataFrame:
-    """Devices to service first: highest P(failure within ``horizon`` days), with the reasons."""
+               refit: bool = False, device_ids: list[int] | None = None) -> pd.DataFrame:
+    """Devices to service first: highest P(failure within ``horizon`` days), with the reasons.
+
+    ``device_ids`` (``devices.id``) restricts the ranking to a scope; the model still sees the fleet.
+    """
     if horizon not in (7, 30):
         raise RiskInputError(f"horizon must be 7 or 30 days, got {horizon}.")
     pred, source = current_predictions(store, now, refit=refit)
+    if device_ids is not None:
+        pred = pred[pred["device_id"].astype(int).isin([int(i) for i in device_ids])]
     if pred.empty:
         return pred
     col = f"p_fail_{horizon}d"

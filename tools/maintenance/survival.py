@@ -9,7 +9,7 @@ Input is a landmark frame (``tools/maintenance/features.build_landmarks``): one 
    health-check share, age, days since the last repair, device type, and a firmware *rate ratio*
    (smoothed failures per device-day of that firmware / fleet), so that "firmware 2.0.3 fails 3x as
    often" is both a covariate and an explanation; constant columns are dropped with a warning;
-2. splits landmarks by time (the last ``val_fraction``), censoring training outcomes at the split
+2. splits landmarks by time (the last ``max(horizons) + val_days`` days), censoring training outcomes at the split
    so nothing after it leaks into the fit, fits each candidate and picks the best validation
    c-index (integrated Brier breaks ties);
 3. calibrates P(fail within 7 / 30 days) with isotonic regression on the validation landmarks whose
@@ -78,15 +78,17 @@ class FailureRiskModel:
     candidates : model names to try, from ``"weibull_aft"`` and ``"cox_ph"``.
     penalizer : L2 penalty of the lifelines fitters (many correlated degradation features).
     min_events : fewer failures than this -> covariate-free fallback.
-    val_fraction : share of the landmark time range held out for model choice and calibration.
+    val_fraction : share of the landmark time range held out when the history is too short for
+        ``max(horizons) + val_days`` days of validation with complete follow-up.
     """
 
     def __init__(self, *, candidates: Sequence[str] = ("weibull_aft", "cox_ph"), penalizer: float = 0.05,
-                 min_events: int = 8, val_fraction: float = 0.3, horizons: tuple[int, int] = HORIZONS) -> None:
+                 min_events: int = 8, val_fraction: float = 0.3, val_days: int = 21, horizons: tuple[int, int] = HORIZONS) -> None:
         self.candidates = tuple(candidates)
         self.penalizer = penalizer
         self.min_events = min_events
         self.val_fraction = val_fraction
+        self.val_days = val_days
         self.horizons = horizons
 
     def __repr__(self) -> str:
@@ -205,7 +207,14 @@ class FailureRiskModel:
 
     def _choose_and_calibrate(self, df: pd.DataFrame, X: pd.DataFrame, d: np.ndarray, e: np.ndarray) -> None:
         at = pd.to_datetime(df["at"])
-        split = at.min() + (at.max() - at.min()) * (1 - self.val_fraction)
+        # Validation must see complete follow-up at the longest horizon, or calibration only sees
+        # the failures (censored non-failures drop out) and inflates P(30 d): so the split sits
+        # max(horizons) + val_days before the end, and horizon-h labels come from landmarks with
+        # at + h <= end only.
+        end = at.max()
+        split = end - pd.Timedelta(days=max(self.horizons) + self.val_days)
+        if split <= at.min() + (end - at.min()) * 0.3:
+            split = at.min() + (end - at.min()) * (1 - self.val_fraction)
         tr = (at < split).to_numpy()
         va = ~tr
         # censor training outcomes at the split: nothing after it may inform the fit
@@ -241,7 +250,8 @@ class FailureRiskModel:
         S = fitted[self.kind_]
         for h in self.horizons:
             p_raw = 1 - S[:, int(h) - 1]
-            known = (d[va] >= h) | (e[va] & (d[va] <= h))
+            complete = (at[va] + pd.Timedelta(days=h) <= end).to_numpy()
+            known = complete & ((d[va] >= h) | (e[va] & (d[va] <= h)))
             y = (e[va] & (d[va] <= h))[known].astype(float)
             p = p_raw[known]
             entry = {"n": int(known.sum()), "positives": int(y.sum()), "brier_raw": round(brier(p, y), 4)}
