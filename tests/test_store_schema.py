@@ -21,3 +21,19 @@ def test_device_metrics_has_the_nine_named_metrics_and_extras(store):
 def test_migrations_are_recorded_and_not_applied_twice(store):
     assert applied_migrations(store) == sorted(name for name, _ in MIGRATIONS)
     assert migrate(store) == []
+
+
+def test_explicit_ids_do_not_break_later_generated_ids(store):
+    """Writers that bring their own ids (the simulator) leave the id sequence past them."""
+    import pandas as pd
+    from sqlalchemy import text
+
+    from tools.store.bulk import insert_frame
+
+    insert_frame(store, "sites", pd.DataFrame({"id": [7], "site_id": ["SITE-AAAA-BBBB"], "name": ["Camden"]}),
+                 conflict=("site_id",))
+    with store.engine.begin() as conn:
+        conn.execute(text("INSERT INTO sites (site_id, name, is_active, is_monitored, lifecycle_state) "
+                          "VALUES ('SITE-CCCC-DDDD', 'Leeds', true, true, 'active')"))
+        ids = sorted(r[0] for r in conn.execute(text("SELECT id FROM sites")))
+    assert ids[0] == 7 and ids[1] > 7

@@ -96,8 +96,28 @@ def insert_frame(
     if store.is_sqlite:
         return _insert_sqlite(store, table, prepared, columns, conflict is not None, chunk_rows)
     if expect_new and conflict:
-        return _insert_postgres_direct(store, table, prepared, columns, conflict, chunk_rows)
-    return _insert_postgres(store, table, prepared, columns, conflict, chunk_rows)
+        stored = _insert_postgres_direct(store, table, prepared, columns, conflict, chunk_rows)
+    else:
+        stored = _insert_postgres(store, table, prepared, columns, conflict, chunk_rows)
+    if "id" in columns:
+        _advance_id_sequence(store, table)
+    return stored
+
+
+def _advance_id_sequence(store: Store, table: str) -> None:
+    """After explicit ids were written, move PostgreSQL's serial past them.
+
+    Otherwise the next insert that relies on a generated id collides with ``<table>_pkey``.
+    """
+    from sqlalchemy import text
+
+    with store.engine.begin() as conn:
+        seq = conn.execute(text("SELECT pg_get_serial_sequence(:t, 'id')"), {"t": table}).scalar()
+        if seq:
+            conn.execute(
+                text(f"SELECT setval(:s, GREATEST((SELECT COALESCE(MAX(id), 0) FROM {quote_ident(table)}), 1))"),
+                {"s": seq},
+            )
 
 
 def _with_defaults(df: pd.DataFrame, table: str) -> pd.DataFrame:
