@@ -8,7 +8,8 @@ The graph's ``prepare`` node calls :func:`prepare_turn`. It
   rolling summary (memory.summary) and removes them from the checkpointed history.
 
 Long-term retrieval imports ChromaDB and an ONNX runtime, which costs seconds; it runs only when
-the question asks for know-how or history (``wants_memory``) or the memory is already open, so that
+the question asks for know-how or history (``wants_memory``) or the memory is already open, and
+never for the offline model (which does not read the prompt), so that
 ``homepot-ai ask "how many devices are offline?"`` stays fast. The ``memory_search`` tool covers
 explicit look-ups either way.
 """
@@ -54,7 +55,16 @@ def fleet_snapshot(ctx: ToolContext) -> str:
 
 
 def _memory(ctx: ToolContext, question: str) -> Any | None:
-    """The long-term memory, opened only when the question wants it or it is already open."""
+    """The long-term memory, opened only when the question wants it or it is already open.
+
+    Never for the offline model: it does not read the system prompt, and asks ``memory_search``
+    itself for know-how questions, so a per-turn recall would only cost time (opening ChromaDB
+    and the ONNX runtime takes seconds).
+    """
+    from agent.offline.model import OfflineChatModel
+
+    if isinstance(ctx.extras.get("chat_model"), OfflineChatModel):
+        return None
     if "memory" not in ctx.extras and not wants_memory(question):
         return None
     try:

@@ -133,7 +133,7 @@ _COLUMNS: dict[str, list[str]] = {
     "list_alerts": ["id", "severity", "status", "device", "device_name", "site", "title", "timestamp"],
     "query_metric": ["bucket", "device", "site", "device_type", "value", "unit", "samples"],
     "find_anomalies": ["id", "device", "device_name", "site", "anomalies", "count", "metric", "kind", "severity", "score", "start"],
-    "fleet_risk_ranking": ["device", "device_name", "name", "site", "device_type", "p_fail_7d", "p_fail_30d", "p_failure_30d", "risk", "rul_days", "median_rul_days"],
+    "fleet_risk_ranking": ["name", "site", "device_type", "p_fail_7d", "p_fail_30d", "median_rul_days"],
     "run_sql": [],
 }
 _MAX_ROWS = 10
@@ -200,6 +200,15 @@ def _details(tool: str, result: dict[str, Any]) -> str:
                          for r in data[:3] if isinstance(r, dict))
     if tool == "render_report" and isinstance(data, dict):
         return fill("answers", "report_path", path=data.get("path") or "the reports folder")
+    if tool == "maintenance_risk" and isinstance(data, dict):  # the model's reasons, quoted
+        factors = [str(f) for f in data.get("factors") or []][:3]
+        interval = (f"Remaining useful life: median {_cell(data.get('median_rul_days'))} days "
+                    f"(80% interval {_cell(data.get('rul_low_days'))} to {_cell(data.get('rul_high_days'))}).")
+        return "\n".join([interval] + ([f"Reasons: {'; '.join(factors)}."] if factors else []))
+    if tool == "fleet_risk_ranking" and isinstance(data, list) and data:
+        top = data[0].get("factors") if isinstance(data[0], dict) else None
+        table = _table(tool, data)
+        return table + (f"\nWhy {data[0].get('name')}: {'; '.join(str(f) for f in top[:3])}." if top else "")
     if tool == "explain_anomaly" and isinstance(data, dict):
         return fill("answers", "explain_details", **{k: _cell(v) for k, v in data.items()})
     if isinstance(data, list) and len(data) > 1 or (isinstance(data, list) and tool in ("list_alerts", "list_devices", "run_sql")):

@@ -254,6 +254,10 @@ def adapt_args(args: dict[str, Any], props: dict[str, Any]) -> dict[str, Any]:
             alt = next((a for a in theirs if a in props and a not in out), None)
             if alt:
                 out[alt] = out.pop(ours)
+    for key, value in list(out.items()):  # "next 14 days" against horizon_days in {7, 30}: the next allowed
+        options = (props.get(key) or {}).get("enum")
+        if options and value not in options and isinstance(value, (int, float)) and all(isinstance(o, (int, float)) for o in options):
+            out[key] = next((o for o in sorted(options) if o >= value), max(options))
     return {k: v for k, v in out.items() if k in props and v is not None}
 
 
