@@ -20,7 +20,7 @@ def _synthetic(n: int = 600, seed: int = 0, *, censor_at: float = 120.0) -> pd.D
     hot = rng.random(n) < 0.5
     # S(t) = exp(-(t/scale)^shape * HR^hot)  =>  t = scale * (E / HR^hot)^(1/shape)
     t = SCALE * (rng.exponential(size=n) / np.where(hot, HR_HOT, 1.0)) ** (1 / SHAPE)
-    at = pd.Timestamp("2025-01-01") + pd.to_timedelta(rng.uniform(0, 60, n), unit="D")
+    at = pd.Timestamp("2025-01-01") + pd.to_timedelta(rng.uniform(0, 150, n), unit="D")
     return pd.DataFrame({
         "device_id": np.arange(n), "at": at,
         "duration_days": np.minimum(t, censor_at), "event": t <= censor_at,
