@@ -52,7 +52,11 @@ class DetectorParams:
     var_ratio: float = 3.0
     stuck_run: int = 8
     stuck_max_repeat: float = 0.1
+    tail_q: float = 0.995
+    tail_lr: float = 0.2
+    tail_mult: float = 1.4
     corr_z: float = 6.0
+    corr_rms: float = 2.5
     rel_floor: float = 0.02
     abs_floor: float = 1e-3
 
@@ -84,6 +88,7 @@ class SeriesState:
     last: np.ndarray
     run: np.ndarray
     repeat: np.ndarray
+    tail: np.ndarray | None = None  # running 99.5th percentile of |z| (heavy-tailed series)
     extras: dict[str, np.ndarray] = field(default_factory=dict)
 
     @classmethod
@@ -92,7 +97,7 @@ class SeriesState:
         return cls(
             b_mean=np.zeros((s, N_BUCKETS)), b_dev=np.zeros((s, N_BUCKETS)), b_n=np.zeros((s, N_BUCKETS)),
             g_mean=z(), g_dev=z(), g_n=z(), fast=z(), cus_pos=z(), cus_neg=z(), var=np.ones(s),
-            last=np.full(s, np.nan), run=z(), repeat=z(),
+            last=np.full(s, np.nan), run=z(), repeat=z(), tail=z(),
         )
 
     def take(self, idx: np.ndarray) -> "SeriesState":
@@ -102,7 +107,7 @@ class SeriesState:
     @staticmethod
     def _fields() -> list[str]:
         return ["b_mean", "b_dev", "b_n", "g_mean", "g_dev", "g_n", "fast", "cus_pos", "cus_neg",
-                "var", "last", "run", "repeat"]
+                "var", "last", "run", "repeat", "tail"]
 
     @classmethod
     def concat(cls, parts: list["SeriesState"]) -> "SeriesState":
@@ -113,7 +118,9 @@ class SeriesState:
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "SeriesState":
-        return cls(**{k: np.asarray(arrays[k]) for k in cls._fields()})
+        got = {k: np.asarray(arrays[k]) for k in cls._fields() if k in arrays}
+        got.setdefault("tail", np.zeros_like(got["g_n"]))
+        return cls(**got)
 
 
 @dataclass
@@ -154,9 +161,11 @@ def step(state: SeriesState, x: np.ndarray, bucket: int | np.ndarray, p: Detecto
     same = valid & (x == state.last)
     run = np.where(valid, np.where(same, state.run + 1, 0), state.run)
 
+    # a spike must beat both the global bar and the series' own tail (bursty counts, latencies)
+    spike_bar = np.maximum(p.spike_z, p.tail_mult * state.tail)
     strengths = np.vstack([
-        np.where(z > 0, np.abs(z) / p.spike_z, 0.0),
-        np.where(z < 0, np.abs(z) / p.spike_z, 0.0),
+        np.where(z > 0, np.abs(z) / spike_bar, 0.0),
+        np.where(z < 0, np.abs(z) / spike_bar, 0.0),
         np.abs(fast) / p.shift_z,
         np.maximum(cus_pos, cus_neg) / p.cusum_h,
         np.sqrt(var) / p.var_ratio,
@@ -191,6 +200,8 @@ def step(state: SeriesState, x: np.ndarray, bucket: int | np.ndarray, p: Detecto
     state.repeat = np.where(valid & np.isfinite(state.last), state.repeat + 0.01 * (same - state.repeat), state.repeat)
     state.last = np.where(valid, x, state.last)
     state.run = run
+    az = np.abs(z)
+    state.tail = np.where(ready, state.tail + p.tail_lr * ((az > state.tail) - (1 - p.tail_q)), state.tail)
     return StepResult(kind, strength, expected, scale, z)
 
 

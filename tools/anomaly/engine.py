@@ -33,6 +33,9 @@ class Panel:
     metrics: list[str]
     values: np.ndarray
     interval: pd.Timedelta
+    #: per device, how far its samples sit after the grid slot (median), so findings carry the
+    #: device's own timestamps rather than the floored slot
+    offsets: np.ndarray | None = None
 
 
 def infer_interval(frame: pd.DataFrame) -> pd.Timedelta:
@@ -70,7 +73,9 @@ def panel_from_wide(frame: pd.DataFrame, metrics: list[str], interval: pd.Timede
     vals = f.reindex(columns=metrics).to_numpy(dtype=float)
     values[t_idx[keep], d_idx[keep]] = vals[keep]
     times = np.asarray(pd.Timestamp(t0).to_datetime64() + np.arange(n_t) * interval.to_timedelta64()) if n_t else np.array([], dtype="datetime64[ns]")
-    return Panel(np.asarray(times, dtype="datetime64[ns]"), devices, list(metrics), values, interval)
+    phase = (f["timestamp"] - slot).groupby(f["device_id"].to_numpy()).median()
+    offsets = np.asarray([phase.get(d, pd.Timedelta(0)) for d in devices], dtype="timedelta64[ns]")
+    return Panel(np.asarray(times, dtype="datetime64[ns]"), devices, list(metrics), values, interval, offsets)
 
 
 @dataclass
@@ -162,6 +167,7 @@ class FleetDetector:
         self.ev_open = np.zeros(d, dtype=bool)
         self.ev_idle = np.zeros(d)
         self.ev: dict[int, dict[str, Any]] = {}
+        self.offsets = np.zeros(d, dtype="timedelta64[ns]")
 
     # ------------------------------------------------------------------ stepping
     def run(self, panel: Panel, emit_from: np.datetime64 | None = None, flush: bool = True) -> list[Finding]:
@@ -173,6 +179,10 @@ class FleetDetector:
         pos = {d: i for i, d in enumerate(panel.device_ids)}
         idx = np.array([pos.get(d, -1) for d in self.device_ids])
         have = idx >= 0
+        self._interval = pd.Timedelta(panel.interval)
+        if panel.offsets is not None:
+            self.offsets = np.where(have, np.asarray(panel.offsets, dtype="timedelta64[ns]")[np.maximum(idx, 0)],
+                                    np.timedelta64(0, "ns"))
         buckets = bucket_of(panel.times)
         d, m = len(self.device_ids), len(self.metrics)
         mpos = {name: j for j, name in enumerate(panel.metrics)}
@@ -204,7 +214,7 @@ class FleetDetector:
         for (a, b), pst in zip(self.pairs, self.pair_states):
             ja, jb = self.metrics.index(a), self.metrics.index(b)
             z, pred, sc = pair_step(pst, x[:, ja], x[:, jb])
-            s = np.abs(z) / self.params.corr_z
+            s = np.maximum(np.abs(z) / self.params.corr_z, np.sqrt(pst.ez) / self.params.corr_rms)
             better = (s >= 1.0) & (strength[:, ja] < 1.0)
             for i in np.flatnonzero(better):
                 partner[(int(i), ja)] = b
@@ -228,18 +238,18 @@ class FleetDetector:
             i = int(i)
             if outage[i]:
                 js, ks, ss = [], [OUTAGE_CODE], [1.0]
-                start = ts - np.timedelta64(int(pd.Timedelta(self.interval_guess()).value * (self.outage_steps - 1)), "ns")
+                start = ts + self.offsets[i] - np.timedelta64(int(pd.Timedelta(self.interval_guess()).value * (self.outage_steps - 1)), "ns")
             else:
                 js = list(np.flatnonzero(kind[i] > 0))
                 ks = [int(kind[i, j]) for j in js]
                 ss = [float(strength[i, j]) for j in js]
-                start = ts
+                start = ts + self.offsets[i]
             ev = self.ev.get(i) if self.ev_open[i] else None
             if ev is None:
                 ev = {"start": start, "end": ts, "strength": 0.0, "metrics": {}, "kind": None}
                 self.ev[i] = ev
                 self.ev_open[i] = True
-            ev["end"] = ts
+            ev["end"] = ts + self.offsets[i]
             for jj, (k, sv) in enumerate(zip(ks, ss)):
                 if outage[i]:
                     mname = "all"

@@ -16,7 +16,8 @@ import numpy as np
 #: Metric pairs checked on every device: (dependent, driver).
 DEFAULT_PAIRS: tuple[tuple[str, str], ...] = (
     ("cpu_percent", "transaction_count"),
-    ("transaction_volume", "transaction_count"),
+    ("cpu_percent", "motor_temp_celsius"),
+    ("humidity_percent", "temperature_celsius"),
 )
 
 
@@ -29,24 +30,29 @@ class PairState:
     va: np.ndarray
     edev: np.ndarray
     n: np.ndarray
+    #: EWMA of the squared (clipped) error z: a sustained loss of the relationship (values
+    #: shuffled within their usual range) raises it although single points look ordinary
+    ez: np.ndarray | None = None
 
     @classmethod
     def new(cls, s: int) -> "PairState":
-        return cls(*(np.zeros(s) for _ in range(7)))
+        return cls(*(np.zeros(s) for _ in range(8)))
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         return dict(self.__dict__)
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "PairState":
-        return cls(**{k: np.asarray(arrays[k]) for k in ("ma", "mb", "vb", "cab", "va", "edev", "n")})
+        out = cls(**{k: np.asarray(arrays[k]) for k in ("ma", "mb", "vb", "cab", "va", "edev", "n")})
+        out.ez = np.asarray(arrays["ez"]) if "ez" in arrays else np.zeros_like(out.n)
+        return out
 
     def take(self, idx: np.ndarray) -> "PairState":
         return PairState(**{k: v[idx] for k, v in self.__dict__.items()})
 
 
 def pair_step(st: PairState, a: np.ndarray, b: np.ndarray, *, alpha: float = 0.01, min_n: int = 288,
-              min_r2: float = 0.5, clip: float = 3.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+              min_r2: float = 0.5, clip: float = 3.0, ez_alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return (z of the prediction error, predicted a, error scale), then update the state.
 
     z is 0 until ``min_n`` joint points were seen or while the pair is not usually correlated
@@ -60,6 +66,8 @@ def pair_step(st: PairState, a: np.ndarray, b: np.ndarray, *, alpha: float = 0.0
     scale = np.maximum(1.2533 * st.edev, 1e-6 + 0.01 * np.abs(st.ma))
     ready = valid & (st.n >= min_n) & (r2 >= min_r2)
     z = np.where(ready, err / scale, 0.0)
+    ez = st.ez if st.ez is not None else np.zeros_like(z)
+    st.ez = np.where(ready, (1 - ez_alpha) * ez + ez_alpha * np.minimum(z * z, 25.0), ez)
     rate = np.maximum(1.0 / (st.n + 1), alpha)
     # clip what is learnt so a broken stretch does not redefine the relationship at once
     w = np.where(valid, rate, 0.0)

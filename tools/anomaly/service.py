@@ -25,6 +25,12 @@ from tools.store.engine import Store
 from tools.store.metrics_io import load_metrics_wide
 from tools.store.schema import NAMED_METRICS
 
+#: Extra metrics (from ``extra_metrics`` JSON) scored by default beside the nine named ones: the
+#: device-type health signals that carry real incidents (temperatures, humidity, payment latency,
+#: disk wait, gateway traffic). The other extras are inventory-like and left to explicit requests.
+KEY_EXTRAS: tuple[str, ...] = ("temperature_celsius", "humidity_percent", "payment_auth_latency_ms",
+                               "disk_io_wait_ms", "net_rx_kbps", "motor_temp_celsius")
+DEFAULT_METRICS: tuple[str, ...] = (*NAMED_METRICS, *KEY_EXTRAS)
 STATE_PREFIX = "anomaly:device:"
 CHUNK_DEVICES = 500
 CATEGORY = "anomaly"
@@ -62,7 +68,7 @@ def detect_anomalies(store: Store, *, scope: str = "fleet", ids: Sequence[int | 
     """
     device_ids = resolve_devices(store, scope, ids)
     devices = _device_rows(store, device_ids)
-    metric_list = list(metrics) if metrics else list(NAMED_METRICS)
+    metric_list = list(metrics) if metrics else list(DEFAULT_METRICS)
     findings: list[Finding] = []
     all_ids = devices["id"].astype(int).tolist()
     for k in range(0, len(all_ids), CHUNK_DEVICES):
@@ -196,7 +202,7 @@ def scan_new(store: Store, now: datetime | None = None, *, warmup: timedelta = t
     """
     now = now or datetime.utcnow()
     states = _load_states(store)
-    metric_list = list(metrics) if metrics else list(NAMED_METRICS)
+    metric_list = list(metrics) if metrics else list(DEFAULT_METRICS)
     if states:
         last = read_frame(store, "SELECT MIN(last_timestamp) AS t FROM ai_detector_state WHERE key LIKE :p",
                           {"p": STATE_PREFIX + "%"}, parse_dates=["t"])["t"].iloc[0]
