@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import sys
 import time
+from datetime import timedelta
 from typing import Any
 
 import click
@@ -28,6 +29,47 @@ def _device_count(store: Any) -> int:
         return int(conn.execute(text("SELECT COUNT(*) FROM devices")).scalar() or 0)
 
 
+def _pin_clock(settings: Any, store: Any) -> Any:
+    """The demo replays a simulated fleet: unless HOMEPOT_AI_NOW is set, its clock is the fleet's
+    newest heartbeat, so devices read as online and "yesterday" means the fleet's yesterday.
+    The pin goes into this process's environment, which the chat's agent reads."""
+    import os
+
+    from sqlalchemy import text
+
+    from tools.connectivity import parse_ts
+
+    if settings.get("HOMEPOT_AI_NOW"):
+        return settings
+    with store.engine.connect() as conn:
+        newest = parse_ts(conn.execute(text("SELECT MAX(last_heartbeat_at) FROM devices")).scalar())
+    if newest is None:
+        return settings
+    pinned = (newest + timedelta(seconds=5)).replace(microsecond=0).isoformat()
+    os.environ["HOMEPOT_AI_NOW"] = pinned
+    click.echo(f"  demo clock pinned to the fleet's end: {pinned} UTC (set HOMEPOT_AI_NOW to change)", err=True)
+    return settings.replace(HOMEPOT_AI_NOW=pinned)
+
+
+def build_fleet(store: Any, *, devices: int, days: int, seed: int) -> Any:
+    """The seeded demo fleet: ``populate_fixture_db`` (every anomaly kind, a failure to predict),
+    or plain ``simulate_fleet`` when the fixture generator fails at this size (said on stderr)."""
+    from tools.simulator import populate_fixture_db, simulate_fleet
+
+    try:
+        return populate_fixture_db(store, seed=seed, devices=devices, days=days)
+    except Exception as exc:  # noqa: BLE001 - the demo still needs a fleet
+        click.echo(f"  populate_fixture_db failed ({type(exc).__name__}: {exc}); using simulate_fleet", err=True)
+        from sqlalchemy import text
+
+        with store.engine.begin() as conn:  # a half-written fixture would collide with the new run
+            for table in ("device_metrics", "health_checks", "error_logs", "alerts", "device_state_history",
+                          "ai_device_events", "ai_gt_anomalies", "ai_gt_failures", "devices", "sites"):
+                conn.execute(text(f"DELETE FROM {table}"))
+        return simulate_fleet(store, devices=devices, days=days, interval="5m", seed=seed, progress=True,
+                              min_failures=1)
+
+
 def _optional_step(label: str, module: str, attr: str, *args: Any, **kwargs: Any) -> None:
     """Run ``module.attr(*args)`` when that module exists; one line either way."""
     started = time.perf_counter()
@@ -41,6 +83,8 @@ def _optional_step(label: str, module: str, attr: str, *args: Any, **kwargs: Any
     except Exception as exc:  # noqa: BLE001 - the demo goes on; the step says why it stopped
         click.echo(f"  {label}: failed ({type(exc).__name__}: {exc})", err=True)
         return
+    if isinstance(result, tuple):  # (predictions, source)
+        result = result[0]
     size = len(result) if hasattr(result, "__len__") else None
     click.echo(f"  {label}: done in {time.perf_counter() - started:.1f}s"
                + (f" ({size} results)" if size is not None else ""), err=True)
@@ -64,17 +108,26 @@ def demo(devices: int, days: int, seed: int, model: str | None) -> None:
     settings = settings_from_env()
     store = store_from_settings(settings)  # creates and migrates the store (init)
     click.echo(f"Store: {store.url}", err=True)
+    total = time.perf_counter()
     if _device_count(store) == 0:
-        from tools.simulator import simulate_fleet
-
         click.echo(f"Building a demo fleet: {devices} devices x {days} days (seed {seed})...", err=True)
         started = time.perf_counter()
-        simulate_fleet(store, devices=devices, days=days, interval="5m", seed=seed, progress=True, min_failures=1)
-        click.echo(f"  fleet built in {time.perf_counter() - started:.1f}s", err=True)
-        _optional_step("anomaly scan", "tools.anomaly.service", "scan_new", store, settings.now())
-        _optional_step("maintenance risk fit", "tools.maintenance.service", "fit_fleet_risk", store, settings.now())
+        summary = build_fleet(store, devices=devices, days=days, seed=seed)
+        click.echo(f"  fleet built in {time.perf_counter() - started:.1f}s: {summary}", err=True)
+        settings = _pin_clock(settings, store)
+        now = settings.now()
+        # The scan learns each series' daily pattern on its first day: give it 8 days for "this week".
+        _optional_step("anomaly scan", "tools.anomaly.service", "detect_anomalies", store, scope="fleet",
+                       start=now - timedelta(days=min(days, 8)), end=now)
+        _optional_step("maintenance risk fit", "tools.maintenance.fleet", "current_predictions", store, now,
+                       refit=True)
     else:
         click.echo(f"Using the existing fleet ({_device_count(store)} devices).", err=True)
+        settings = _pin_clock(settings, store)
+    from app.cli.store_cmds import index_runbooks
+
+    click.echo(f"  runbooks: {index_runbooks(settings)}", err=True)
+    click.echo(f"Set-up done in {time.perf_counter() - total:.1f}s.", err=True)
     store.dispose()
     agent = _open_agent(model, "demo")
     try:
