@@ -104,3 +104,31 @@ def test_cli_risk_json(fleet_store, monkeypatch) -> None:
     assert out.exit_code == 0, out.output
     payload = json.loads(out.stdout.strip().splitlines()[-1])
     assert len(payload["devices"]) == 3 and payload["horizon_days"] == 30
+
+
+def test_two_week_fixture_fleet_gets_a_fallback_answer_not_a_crash(tmp_path) -> None:
+    """Regression: a 14-day history left no training landmark and build_landmarks read from NaT."""
+    from tools.config import load_settings
+    from tools.registry import ToolContext, call_tool
+    from tools.simulator.fixture import populate_fixture_db
+
+    end = datetime(2026, 11, 20, 12)
+    store = open_store(f"sqlite:///{tmp_path / 'short.db'}")
+    populate_fixture_db(store, seed=42, devices=8, end=end)
+    ctx = ToolContext(store=store, settings=load_settings().replace(now=end.isoformat()), audit=False)
+    ranked = call_tool(ctx, "fleet_risk_ranking", {"top_n": 3})
+    assert ranked.status == "ok", ranked.error
+    assert all(0 <= r["p_fail_7d"] <= r["p_fail_30d"] <= 1 for r in ranked.data)
+    one = call_tool(ctx, "maintenance_risk", {"device": ranked.data[0]["device"]})
+    assert one.status == "ok" and one.data["factors"]
+
+
+def test_a_history_of_hours_says_it_is_too_short(tmp_path) -> None:
+    from tools.maintenance.survival import RiskInputError
+    from tools.simulator import simulate_fleet
+
+    end = datetime(2026, 1, 10)
+    store = open_store(f"sqlite:///{tmp_path / 'tiny.db'}")
+    simulate_fleet(store, devices=3, days=0.2, interval="1h", seed=1, end=end)
+    with pytest.raises(RiskInputError, match="too short|No devices"):
+        fit_fleet_model(store, end)

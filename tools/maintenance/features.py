@@ -201,8 +201,11 @@ def build_landmarks(store: Store, *, until: datetime, step_days: int = 2, histor
     if at_only:
         lm = pd.DataFrame({"device_id": devices["id"].to_numpy(), "at": until})
     else:
-        first_lm = start + pd.Timedelta(days=BASELINE_DAYS)
-        n_steps = int((until - first_lm) / pd.Timedelta(days=step_days))
+        # the first landmark leaves a baseline before it; a short history (a 2-week fixture) still
+        # gets landmarks from its second half, with features on the shorter baseline it has
+        span_days = max((until - start) / pd.Timedelta(days=1), 0.0)
+        first_lm = start + pd.Timedelta(days=min(BASELINE_DAYS, span_days / 2))
+        n_steps = max(int((until - first_lm) / pd.Timedelta(days=step_days)), 0)
         times = [until - pd.Timedelta(days=step_days * j) for j in range(n_steps, -1, -1)]
         lm = pd.DataFrame([(d, t) for d in devices["id"] for t in times], columns=["device_id", "at"])
     if lm.empty:
@@ -230,6 +233,8 @@ def build_landmarks(store: Store, *, until: datetime, step_days: int = 2, histor
     lm["duration_days"] = ((end_t - lm["at"]).dt.total_seconds() / 86400.0).clip(lower=1e-3)
     if not at_only:
         lm = lm[(lm["duration_days"] > 0.01)]
+    if lm.empty:  # every landmark fell inside a failure or at the very end: nothing to learn from
+        return lm.reset_index(drop=True)
     # time since the last failure/restore (a replaced unit is new)
     last_reset = lm["prev_restore"]
     dev = devices.set_index("id")

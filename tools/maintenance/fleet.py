@@ -30,7 +30,11 @@ def fit_fleet_model(store: Store, now: datetime, *, step_days: int = 2) -> Failu
     """Fit the failure-risk model on every landmark up to ``now``."""
     lm = build_landmarks(store, until=now, step_days=step_days)
     if lm.empty:
-        raise RiskInputError("No devices in the store; run `homepot-ai simulate` or import data first.")
+        n_dev = int(read_frame(store, "SELECT COUNT(*) AS n FROM devices")["n"].iloc[0])
+        if n_dev == 0:
+            raise RiskInputError("No devices in the store; run `homepot-ai simulate` or import data first.")
+        raise RiskInputError(f"The history before {pd.Timestamp(now):%Y-%m-%d %H:%M} is too short to fit a failure "
+                             "model (it needs a few days of metrics); simulate or import more days.")
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
         model = FailureRiskModel().fit(lm)
