@@ -8,7 +8,9 @@ no per-file tuning). Signals:
 * ``novel``: novelty of the quantised recent context (CAD-OSE-like: a pattern of the last
   three quantised values never seen before);
 
-each turned into an HTM-style likelihood against its own past, combined by max, and finally
+combined into one score, and (``score_ensemble``, the detector ``bench nab`` runs) maxed with
+the raw score of our causal CAD OSE port (``tools.anomaly.cad_ose``: contexts of quantised
+values, range fixed from the first rows only), weighted so the two are on one scale, and finally
 passed through ``suppress_repeats`` so one event fires once (NAB counts the earliest detection
 in a window and charges for every false positive).
 """
@@ -32,6 +34,9 @@ class NabParams:
     context: int = 3
     suppress: int = 150
     scale: float = 5.0
+    cad_warm: int = 150
+    cad_pad: float = 0.5
+    ours_weight: float = 0.9
 
 
 def context_novelty(x: np.ndarray, bins: int, context: int) -> np.ndarray:
@@ -69,9 +74,25 @@ def signals(values: np.ndarray, p: NabParams = NabParams()) -> dict[str, np.ndar
     return {"resid": resid, "shift": shift, "novel": novel}
 
 
-def score(values: np.ndarray, p: NabParams = NabParams()) -> np.ndarray:
-    """Anomaly score in [0, 1] for every row of one series, computed from the past only."""
+def residual_score(values: np.ndarray, p: NabParams = NabParams()) -> np.ndarray:
+    """Our residual / shift / novelty signals as one score in [0, 1) (before suppression)."""
     sig = signals(values, p)
     raw = np.maximum(sig["resid"], 1.5 * sig["shift"]) * (0.5 + sig["novel"])
-    combined = 1.0 - np.exp(-raw / p.scale)
+    return 1.0 - np.exp(-raw / p.scale)
+
+
+def score(values: np.ndarray, p: NabParams = NabParams()) -> np.ndarray:
+    """Anomaly score in [0, 1] for every row of one series, computed from the past only."""
+    return np.clip(suppress_repeats(residual_score(values, p), p.suppress), 0.0, 1.0)
+
+
+def score_ensemble(values: np.ndarray, p: NabParams = NabParams()) -> np.ndarray:
+    """The NAB detector: max(causal CAD OSE raw score, ``ours_weight`` x our residual score),
+    then one alarm per event (``suppress_repeats``). Every row uses the past only; every
+    setting is global."""
+    from tools.anomaly.cad_ose import cad_ose_causal
+
+    x = np.asarray(values, dtype=float)
+    cad = cad_ose_causal(x, rest=0, warm=p.cad_warm, pad=p.cad_pad)
+    combined = np.maximum(cad, p.ours_weight * residual_score(x, p))
     return np.clip(suppress_repeats(combined, p.suppress), 0.0, 1.0)
