@@ -22,6 +22,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -39,11 +40,19 @@ try:  # orjson is 3-5x faster than json on the small dicts of extra_metrics
 except ImportError:  # pragma: no cover - orjson comes with chromadb/langsmith
     _loads = json.loads
 
+try:  # pyarrow's C++ JSON reader expands whole chunks of extra_metrics at once (see _expand_json)
+    import pyarrow.json as _pa_json
+except ImportError:  # pragma: no cover - optional: the orjson path is the fallback
+    _pa_json = None
+
 #: Above this many requested extra metrics, one Python parse per row beats per-key extraction in
 #: SQLite (which re-parses the JSON text for every ``json_extract`` call).
 SQLITE_MAX_SQL_EXTRACTS = 6
 
 SQLITE_MMAP_BYTES = 1 << 30
+
+#: Rows of extra_metrics parsed at once: bounds the memory of the joined JSON text (~100 MB).
+JSON_CHUNK_ROWS = 200_000
 
 LONG_COLUMNS = ("device_id", "timestamp", "metric", "value")
 
@@ -242,7 +251,78 @@ def _finish(frame: pd.DataFrame, named: list[str]) -> pd.DataFrame:
 
 
 def _expand_json(texts: Sequence[Any], keys: list[str] | None) -> dict[str, np.ndarray]:
-    """Parse each row's extra_metrics once; return one float array per key (all keys if None)."""
+    """Spread each row's extra_metrics into one float array per key (all keys if ``keys`` is None).
+
+    Rows are parsed in chunks of ``JSON_CHUNK_ROWS`` (bounded memory), each chunk by pyarrow's C++
+    newline-delimited JSON reader when it is installed; a chunk pyarrow refuses (a key that is a
+    number in one row and text in another, a non-object, a stray newline) is parsed row by row
+    with ``orjson``. Measured on 342k simulated rows with ~25 keys each (2-core machine under
+    load): orjson + per-key lists 17 s, a hand-written numpy tokeniser 6-8 s, pyarrow 2.5-3 s.
+    """
+    n = len(texts)
+    pieces: list[dict[str, np.ndarray]] = []
+    for lo in range(0, max(n, 1), JSON_CHUNK_ROWS):
+        chunk = texts[lo : lo + JSON_CHUNK_ROWS]
+        parsed = _expand_json_arrow(chunk, keys) if _pa_json is not None else None
+        pieces.append(parsed if parsed is not None else _expand_json_py(chunk, keys))
+    if len(pieces) == 1:
+        out = pieces[0]
+    else:
+        names = list(keys) if keys is not None else sorted({k for p in pieces for k in p})
+        out = {}
+        for name in names:
+            out[name] = np.concatenate(
+                [p[name] if name in p else np.full(_piece_len(p, texts, i), np.nan) for i, p in enumerate(pieces)]
+            )
+    if keys is None:
+        return {k: out[k] for k in sorted(out) if k not in _NAMED}
+    return out
+
+
+def _piece_len(piece: dict[str, np.ndarray], texts: Sequence[Any], index: int) -> int:
+    """Rows in chunk ``index`` (a chunk without any key still has rows)."""
+    for arr in piece.values():
+        return len(arr)
+    return len(texts[index * JSON_CHUNK_ROWS : (index + 1) * JSON_CHUNK_ROWS])
+
+
+def _expand_json_arrow(texts: Sequence[Any], keys: list[str] | None) -> dict[str, np.ndarray] | None:
+    """One chunk through pyarrow's JSON reader; None when pyarrow cannot take it as it is."""
+    n = len(texts)
+    if any(isinstance(t, dict) for t in texts):  # an ORM-level reader: already parsed
+        return None
+    blob = "\n".join([t if isinstance(t, str) and t else "{}" for t in texts]).encode()
+    if blob.count(b"\n") != n - 1:  # pretty-printed JSON: newlines inside a row
+        return None
+    try:
+        table = _pa_json.read_json(io.BytesIO(blob), read_options=_pa_json.ReadOptions(block_size=8 << 20))
+    except Exception:  # noqa: BLE001 - ArrowInvalid and friends: fall back to the row-by-row parser
+        return None
+    if table.num_rows != n:
+        return None
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    wanted = table.column_names if keys is None else keys
+    present = set(table.column_names)
+    out: dict[str, np.ndarray] = {}
+    for key in wanted:
+        if key not in present:
+            out[key] = np.full(n, np.nan)
+            continue
+        col = table.column(key)
+        kind = col.type
+        if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind):
+            out[key] = pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)
+        elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
+            out[key] = pd.to_numeric(pd.Series(col.to_pylist(), dtype=object), errors="coerce").to_numpy(float)
+        else:  # nested objects, lists, all-null keys: not metrics
+            out[key] = np.full(n, np.nan)
+    return out
+
+
+def _expand_json_py(texts: Sequence[Any], keys: list[str] | None) -> dict[str, np.ndarray]:
+    """The row-by-row parser (orjson when installed): slower, takes anything."""
     dicts: list[dict[str, Any]] = []
     empty: dict[str, Any] = {}
     for raw in texts:
@@ -261,7 +341,7 @@ def _expand_json(texts: Sequence[Any], keys: list[str] | None) -> dict[str, np.n
         for d in dicts:
             if d:
                 found.update(d.keys())
-        keys = sorted(k for k in found if k not in _NAMED)
+        keys = sorted(found)
     out: dict[str, np.ndarray] = {}
     for key in keys:
         column = [d.get(key) for d in dicts]
@@ -300,14 +380,6 @@ def _load_sqlite(
     sql += " ORDER BY device_id, timestamp"
     params.extend(values)
 
-    raw = store.raw_connection()
-    try:
-        # Memory-mapped reads skip a page copy per row: ~2x faster scans of large stores.
-        raw.driver_connection.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
-        rows = raw.driver_connection.execute(sql, params).fetchall()
-    finally:
-        raw.close()
-
     base_cols = ["device_id", "timestamp", *named]
     if sql_extract:
         columns = base_cols + extras
@@ -315,15 +387,45 @@ def _load_sqlite(
         columns = base_cols + ["__extra__"]
     else:
         columns = base_cols
-    if rows:
-        frame = pd.DataFrame.from_records(rows, columns=columns, coerce_float=True)
-    else:
-        frame = pd.DataFrame({c: pd.Series(dtype=float) for c in columns})
+    keys = None if all_extras else extras
+
+    # Rows arrive in chunks; each chunk is turned into a frame (JSON expanded by pyarrow, which
+    # releases the GIL) on a worker thread while the next chunk is read from SQLite.
+    frames: list[pd.DataFrame] = []
+    raw = store.raw_connection()
+    try:
+        # Memory-mapped reads skip a page copy per row: ~2x faster scans of large stores.
+        raw.driver_connection.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
+        cur = raw.driver_connection.execute(sql, params)
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            futures = []
+            while True:
+                rows = cur.fetchmany(JSON_CHUNK_ROWS)
+                if not rows:
+                    break
+                futures.append(pool.submit(_rows_frame, rows, columns, keys))
+            frames = [f.result() for f in futures]
+    finally:
+        raw.close()
+    if not frames:
+        frame = pd.DataFrame({c: pd.Series(dtype=float) for c in base_cols + (extras if keys else [])})
         frame["device_id"] = frame["device_id"].astype(np.int64)
         frame["timestamp"] = pd.Series(dtype="datetime64[ns]")
+        return _finish(frame, named)
+    frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True, sort=False)
+    if keys is None:  # chunks may have seen different keys: named first, then extras sorted
+        extra_cols = sorted(c for c in frame.columns if c not in base_cols)
+        frame = frame[base_cols + extra_cols]
+    return frame
+
+
+def _rows_frame(rows: list[tuple], columns: list[str], keys: list[str] | None) -> pd.DataFrame:
+    """One chunk of fetched rows -> a typed frame, with ``__extra__`` JSON spread into columns."""
+    frame = pd.DataFrame.from_records(rows, columns=columns, coerce_float=True)
+    named = [c for c in columns[2:] if c in _NAMED]
     if "__extra__" in frame.columns:
         texts = frame.pop("__extra__").tolist()
-        expanded = _expand_json(texts, None if all_extras else extras)
+        expanded = _expand_json(texts, keys)
         if expanded:
             frame = pd.concat([frame, pd.DataFrame(expanded, index=frame.index)], axis=1)
     return _finish(frame, named)
