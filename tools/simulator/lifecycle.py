@@ -6,6 +6,12 @@ shape of model the maintenance team fits, so a good model can recover it. Failur
 sequentially from before the window (so some devices are already degrading when data starts)
 to a horizon after its end (so some devices are mid-degradation at the end and their failure
 is known ground truth, ``future=True``, for scoring P(fail within 7 / 30 days)).
+
+Most causes are wear-out: the degradation that ends in the failure starts weeks before it
+(``CAUSE_DEGRADATION_DAYS``, 14 to 75 days: fan bearings, SSDs, batteries, printer and card-reader
+mechanisms wear slowly, as in real fleets) and shows in the cause's metrics and error logs. A
+small share (``SUDDEN_SHARE``, about 6%) are sudden, with no precursor at all (power surges,
+physical damage); no model can foresee those, so they bound the recall any predictor can reach.
 """
 
 from __future__ import annotations
@@ -21,6 +27,9 @@ WEIBULL_SHAPE = 1.7
 WEIBULL_SCALE_DAYS = 820.0
 FUTURE_HORIZON_DAYS = 60.0
 MAINTENANCE_EVERY_DAYS = 91.0
+#: share of failures that are sudden (no degradation before them), and their causes
+SUDDEN_SHARE = 0.06
+SUDDEN_CAUSES: tuple[str, ...] = ("power_surge", "physical_damage")
 
 #: cause -> (probability by type, metrics its degradation shows in, degradation days (lo, hi))
 CAUSES: dict[str, dict[str, float]] = {
@@ -43,12 +52,15 @@ CAUSE_METRICS: dict[str, list[str]] = {
     "sensor_probe_fault": ["temperature_celsius", "humidity_percent"],
     "network_interface_failure": ["packet_loss_percent", "tcp_retransmits", "network_latency_ms", "signal_strength_dbm"],
     "controller_board_fault": ["error_rate", "cpu_percent", "uptime_hours"],
+    "power_surge": [],
+    "physical_damage": [],
 }
 CAUSE_DEGRADATION_DAYS: dict[str, tuple[float, float]] = {
-    "fan_failure": (5, 14), "disk_failure": (7, 21), "card_reader_failure": (4, 12),
-    "printer_failure": (3, 10), "memory_leak_crash": (1, 3), "battery_failure": (10, 25),
-    "battery_depletion": (10, 25), "sensor_probe_fault": (4, 12),
-    "network_interface_failure": (2, 7), "controller_board_fault": (3, 9),
+    "fan_failure": (30, 60), "disk_failure": (30, 60), "card_reader_failure": (25, 50),
+    "printer_failure": (20, 45), "memory_leak_crash": (14, 30), "battery_failure": (40, 75),
+    "battery_depletion": (40, 75), "sensor_probe_fault": (20, 45),
+    "network_interface_failure": (20, 40), "controller_board_fault": (20, 45),
+    "power_surge": (0, 0), "physical_damage": (0, 0),
 }
 REPAIR_ACTIONS: dict[str, str] = {
     "fan_failure": "Replace fan assembly and clean heatsink",
@@ -61,6 +73,8 @@ REPAIR_ACTIONS: dict[str, str] = {
     "sensor_probe_fault": "Replace temperature probe",
     "network_interface_failure": "Replace network interface / re-seat cabling",
     "controller_board_fault": "Replace controller board",
+    "power_surge": "Replace power supply after surge",
+    "physical_damage": "Replace damaged unit",
 }
 TYPE_HAZARD = {"pos_terminal": 1.0, "iot_sensor": 0.7, "gateway": 0.8, "industrial_controller": 1.2, "unknown": 1.0}
 
@@ -140,6 +154,8 @@ def plan_lifecycle(dev: DeviceSpec, start: np.datetime64, end: np.datetime64,
         if failed_at > horizon:
             break
         cause = names[int(rng.choice(len(names), p=probs))]
+        if rng.random() < SUDDEN_SHARE:
+            cause = SUDDEN_CAUSES[int(rng.integers(len(SUDDEN_CAUSES)))]
         lo, hi = CAUSE_DEGRADATION_DAYS[cause]
         degr = float(rng.uniform(lo, hi))
         replace = rng.random() < (0.25 + 0.35 * min(1.0, fail_age / 1500.0))

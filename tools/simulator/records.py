@@ -33,6 +33,8 @@ CAUSE_ERRORS: dict[str, tuple[str, str, str]] = {
     "sensor_probe_fault": ("PROBE_OUT_OF_RANGE", "validation", "Temperature probe reading rejected: implausible jump"),
     "network_interface_failure": ("NET_UPSTREAM_TIMEOUT", "external_service", "Upstream request timed out after 3 retries (packet loss {loss:.1f}%)"),
     "controller_board_fault": ("CTRL_WATCHDOG_RESET", "api", "Controller watchdog reset: firmware task overrun"),
+    "power_surge": ("PSU_FAULT", "api", "Power supply fault: input over-voltage"),
+    "physical_damage": ("HW_FAULT", "api", "Hardware fault: device damaged"),
 }
 #: cause -> what the last log lines before a failure say.
 FAILURE_MESSAGES: dict[str, str] = {
@@ -46,6 +48,8 @@ FAILURE_MESSAGES: dict[str, str] = {
     "sensor_probe_fault": "Temperature probe open circuit",
     "network_interface_failure": "Network interface down: link lost",
     "controller_board_fault": "Controller board fault: repeated watchdog resets",
+    "power_surge": "Power supply blown by a mains surge",
+    "physical_damage": "Device physically damaged (dropped or liquid spill)",
 }
 ROUTINE_ERRORS: tuple[tuple[str, str, str, str], ...] = (
     ("API_TIMEOUT", "api", "warning", "Request to /api/v1/sync timed out after 5000 ms"),
@@ -210,7 +214,7 @@ def build_records(dev: DeviceSpec, db_id: int, site_db_id: int, grid: np.ndarray
         # the symptoms were seen before the failure: one warning alert when degradation is well under way
         warn_at = ep.degradation_start + (ep.failed_at - ep.degradation_start) * 0.65
         warn_at = warn_at.astype("datetime64[s]")
-        if start <= warn_at <= end:
+        if start <= warn_at <= end and ep.degradation_start < ep.failed_at:  # sudden failures give no warning
             k = min(max(int(np.searchsorted(grid, warn_at)), 0), n - 1)
             title = _degradation_title(ep.cause, sig, k)
             alert(warn_at, title, f"{dev.name}: {title}. Pattern consistent with {cause_txt}.",
