@@ -9,11 +9,11 @@ Several landmarks per device (one every ``step_days``) turn a small fleet with a
 enough rows for a survival fit; the same function builds the one landmark per device at "now"
 that ``predict`` scores.
 
-Degradation features are per-device *z-scores* so that "hot" means hot for this device:
-``<metric>_level`` = (mean of the last day - mean of the device's baseline days) / baseline std,
-and ``<metric>_trend`` = least-squares slope of the daily means over the last ``trend_days``
-(in metric units per day; the explanation quotes it in those units). Aggregation to daily means is
-done once per device-day, so the cost is that of one read of the metrics.
+Degradation features are per-device, in units of the device's own day-to-day noise, so that
+"hot" means hot for this device (see ``_rolling_features``): drift away from the device's
+healthiest week of the last two months (``_level``), slopes over 14 and 30 days (``_trend_z``,
+``_trend30_z``), error-log counts and their trend, and the share of failed health checks.
+Aggregation to daily means is done once per device-day, so the cost is one read of the metrics.
 """
 
 from __future__ import annotations
@@ -50,7 +50,9 @@ DEGRADATION_METRICS: dict[str, tuple[str, int]] = {
 }
 
 BASELINE_DAYS = 14
-TREND_DAYS = 7
+TREND_DAYS = 14
+LONG_TREND_DAYS = 30
+REFERENCE_DAYS = 60
 
 
 def ts_param(store: Store, ts) -> object:
@@ -136,8 +138,39 @@ def daily_panel(store: Store, devices: pd.DataFrame, start: datetime, origin: da
     return panel
 
 
+def _roll(x: pd.Series, dev: pd.Series, window: int, how: str, min_periods: int = 1) -> pd.Series:
+    """Per-device rolling ``how`` (mean/min/sum/median) over ``window`` daily bins."""
+    r = x.groupby(dev, sort=False).rolling(window, min_periods=min_periods)
+    return getattr(r, how)().reset_index(level=0, drop=True)
+
+
+def _slope(prev: pd.Series, kk: pd.Series, dev: pd.Series, window: int, min_n: int) -> pd.Series:
+    """Least-squares slope (units per day) of the last ``window`` daily means, NaN days skipped."""
+    valid = prev.notna().astype(float)
+    kv = kk * valid
+    xv = prev.fillna(0.0)
+    tmp = pd.DataFrame({"n": valid, "sk": kv, "skk": kv * kk, "sx": xv, "skx": kv * xv})
+    sums = tmp.groupby(dev, sort=False).rolling(window, min_periods=1).sum().reset_index(level=0, drop=True)
+    n = sums["n"].where(sums["n"] > 0)
+    var_k = sums["skk"] / n - (sums["sk"] / n) ** 2
+    cov = sums["skx"] / n - (sums["sk"] / n) * (sums["sx"] / n)
+    return (cov / var_k.where(var_k > 1e-9)).where(sums["n"] >= min_n)
+
+
 def _rolling_features(panel: pd.DataFrame) -> pd.DataFrame:
-    """For every (device, k): features from the bins strictly before k (vectorised per device)."""
+    """For every (device, k): degradation features from the bins strictly before k (vectorised).
+
+    Per metric, with ``worse`` the direction that means degradation (``DEGRADATION_METRICS``):
+
+    - ``_level``: how far the last 3 days sit from the device's *healthiest* week in the previous
+      ``REFERENCE_DAYS`` (in the worse direction), in units of the device's day-to-day noise. Wear
+      shows as drift away from the device's own healthy state; the healthiest week is a baseline
+      that neither a slow 30-60 day degradation nor a repair (which restores health) can spoil.
+    - ``_trend`` / ``_trend_z``: slope over the last ``TREND_DAYS`` days (units/day; z: the change
+      it makes over that span in noise units, signed so + = worse); ``_trend30_z`` the same over
+      ``LONG_TREND_DAYS`` (slow wear: a battery losing 0.8 points a day).
+    - ``_drift``: the level gap in the metric's own units (for explanations).
+    """
     metrics = [m for m in DEGRADATION_METRICS if m in panel.columns]
     if panel.empty:
         return pd.DataFrame(columns=["device_id", "k"])
@@ -147,38 +180,41 @@ def _rolling_features(panel: pd.DataFrame) -> pd.DataFrame:
         ks = np.arange(int(g["k"].min()), int(g["k"].max()) + 2)  # +1: the bin right after the data
         parts.append(g.set_index("k").reindex(ks).assign(device_id=dev).rename_axis("k").reset_index())
     full = pd.concat(parts, ignore_index=True)
+    dev = full["device_id"]
     grp = full.groupby("device_id", sort=False)
     out = {"device_id": full["device_id"].to_numpy(), "k": full["k"].to_numpy()}
-    kk = full["k"].astype(float)
+    kk = full["k"].astype(float) - 1.0
     for m in metrics:
-        x = full[m].astype(float)
-        prev = grp[m].shift(1)  # bins before k
-        recent2 = prev.groupby(full["device_id"]).rolling(2, min_periods=1).mean().reset_index(level=0, drop=True)
-        base = grp[m].shift(TREND_DAYS + 1)
-        bmean = base.groupby(full["device_id"]).rolling(BASELINE_DAYS, min_periods=2).mean().reset_index(level=0, drop=True)
-        bstd = base.groupby(full["device_id"]).rolling(BASELINE_DAYS, min_periods=2).std(ddof=0).reset_index(level=0, drop=True)
-        floor = 1e-3 * np.maximum(bmean.abs(), 1.0)
-        sd = np.maximum(bstd, floor)
-        out[f"{m}_level"] = ((recent2 - bmean) / sd).to_numpy()
-        # least-squares slope of the last TREND_DAYS daily means (NaN days skipped)
-        valid = prev.notna().astype(float)
-        kv = (kk - 1) * valid
-        xv = prev.fillna(0.0)
-        tmp = pd.DataFrame({"n": valid, "sk": kv, "skk": kv * (kk - 1), "sx": xv, "skx": kv * xv,
-                            "device_id": full["device_id"]})
-        sums = tmp.groupby("device_id", sort=False).rolling(TREND_DAYS, min_periods=1).sum().reset_index(level=0, drop=True)
-        n = sums["n"]
-        var_k = sums["skk"] / n.where(n > 0) - (sums["sk"] / n.where(n > 0)) ** 2
-        cov = sums["skx"] / n.where(n > 0) - (sums["sk"] / n.where(n > 0)) * (sums["sx"] / n.where(n > 0))
-        slope = (cov / var_k.where(var_k > 1e-9)).where(n >= 3)
+        sign = float(DEGRADATION_METRICS[m][1])
+        prev = grp[m].shift(1).astype(float)  # bins before k
+        recent = _roll(prev, dev, 3, "mean")
+        week = _roll(prev, dev, 7, "mean", min_periods=3)
+        best = sign * _roll(sign * week, dev, REFERENCE_DAYS, "min")
+        noise = _roll(prev.groupby(dev, sort=False).diff().abs(), dev, REFERENCE_DAYS, "median", min_periods=3)
+        floor = 1e-3 * np.maximum(week.abs(), 1.0)
+        sd = np.maximum(noise.fillna(floor), floor)
+        drift = sign * (recent - best)
+        out[f"{m}_level"] = (drift / sd).to_numpy()
+        out[f"{m}_drift"] = (recent - best).to_numpy()
+        out[f"{m}_now"] = recent.to_numpy()
+        slope = _slope(prev, kk, dev, TREND_DAYS, 5)
         out[f"{m}_trend"] = slope.to_numpy()
-        out[f"{m}_trend_z"] = (slope * TREND_DAYS / sd).to_numpy()
-    for c, name in (("error_logs", "error_logs_7d"), ("failed_checks", "_failed_7d"), ("checks", "_checks_7d")):
+        out[f"{m}_trend_z"] = (sign * slope * TREND_DAYS / sd).to_numpy()
+        slope30 = _slope(prev, kk, dev, LONG_TREND_DAYS, 10)
+        out[f"{m}_trend30"] = slope30.to_numpy()
+        out[f"{m}_trend30_z"] = (sign * slope30 * LONG_TREND_DAYS / sd).to_numpy()
+    sums = {}
+    for c in ("error_logs", "failed_checks", "checks"):
         prev = grp[c].shift(1).fillna(0.0)
-        out[name] = prev.groupby(full["device_id"]).rolling(TREND_DAYS, min_periods=1).sum().reset_index(level=0, drop=True).to_numpy()
+        sums[c] = _roll(prev, dev, 7, "sum").to_numpy()
+        sums[c + "_30"] = _roll(prev, dev, LONG_TREND_DAYS, "sum").to_numpy()
     res = pd.DataFrame(out)
-    res["failed_check_share_7d"] = np.where(res["_checks_7d"] > 0, res["_failed_7d"] / res["_checks_7d"].where(res["_checks_7d"] > 0), 0.0)
-    return res.drop(columns=["_failed_7d", "_checks_7d"])
+    res["error_logs_7d"] = sums["error_logs"]
+    # error-log trend: last week's rate against the three weeks before it (log ratio, smoothed)
+    before = np.maximum(sums["error_logs_30"] - sums["error_logs"], 0) * 7.0 / (LONG_TREND_DAYS - 7)
+    res["error_logs_trend"] = np.log1p(sums["error_logs"]) - np.log1p(before)
+    res["failed_check_share_7d"] = np.where(sums["checks"] > 0, sums["failed_checks"] / np.maximum(sums["checks"], 1), 0.0)
+    return res
 
 
 def build_landmarks(store: Store, *, until: datetime, step_days: int = 2, history_days: float | None = None,
@@ -247,7 +283,7 @@ def build_landmarks(store: Store, *, until: datetime, step_days: int = 2, histor
     lm["public_id"] = lm["device_id"].map(dev["device_id"])
     lm["name"] = lm["device_id"].map(dev["name"])
     lm["k"] = np.round((lm["at"] - until).dt.total_seconds() / 86400.0).astype(int)
-    panel_start = (lm["at"].min() - pd.Timedelta(days=BASELINE_DAYS + TREND_DAYS + 2)).to_pydatetime()
+    panel_start = (lm["at"].min() - pd.Timedelta(days=REFERENCE_DAYS + 10)).to_pydatetime()
     panel = daily_panel(store, devices, panel_start, until.to_pydatetime())
     feats = _rolling_features(panel)
     out = lm.drop(columns=["prev_failure", "prev_restore"]).merge(feats, on=["device_id", "k"], how="left")

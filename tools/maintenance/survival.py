@@ -13,7 +13,9 @@ Input is a landmark frame (``tools/maintenance/features.build_landmarks``): one 
    so nothing after it leaks into the fit, fits each candidate and picks the best validation
    c-index (integrated Brier breaks ties);
 3. calibrates P(fail within 7 / 30 days) with isotonic regression on the validation landmarks whose
-   label is known, and records Brier scores (raw and calibrated) and a reliability table;
+   label is known, and reports Brier scores (raw and calibrated) and a reliability table on
+   validation devices the calibrator was not fitted on (``validation_["30d"]["heldout"]``); the
+   decision threshold for "fails within h days" (best F1) is chosen on these validation rows too;
 4. refits the chosen model on all landmarks.
 
 When the data cannot support covariates it says so and falls back, never crashes: no failures at
@@ -65,9 +67,35 @@ def _check_input(df: pd.DataFrame, *, outcome: bool) -> None:
 
 
 def _numeric_columns(df: pd.DataFrame) -> list[str]:
-    cols = [c for c in df.columns if c.endswith(("_level", "_trend_z"))]
-    return cols + [c for c in ("error_logs_7d", "failed_check_share_7d", "age_days", "days_since_repair")
-                   if c in df.columns]
+    cols = [c for c in df.columns if c.endswith(("_level", "_trend_z", "_trend30_z"))]
+    return cols + [c for c in ("error_logs_7d", "error_logs_trend", "failed_check_share_7d", "age_days",
+                               "days_since_repair") if c in df.columns]
+
+
+def _fmt(v: float) -> str:
+    """A number as an engineer would say it: 3 significant figures, no exponent for normal sizes."""
+    v = float(v)
+    if v == 0 or 0.01 <= abs(v) < 1e5:
+        return f"{v:.3g}" if abs(v) < 100 else f"{v:.0f}"
+    return f"{v:.2g}"
+
+
+def _u(unit: str) -> str:
+    return "" if not unit else (unit if unit in ("%", "°C") else f" {unit}")
+
+
+_NAMES = {"temperature_celsius": "temperature", "fan_speed_rpm": "fan speed", "disk_io_wait_ms": "disk I/O wait",
+          "smart_reallocated_sectors": "reallocated disk sectors", "battery_health_percent": "battery health",
+          "battery_voltage_v": "battery voltage", "packet_loss_percent": "packet loss",
+          "tcp_retransmits": "TCP retransmits", "network_latency_ms": "network latency",
+          "card_reader_errors": "card-reader errors", "printer_errors": "printer errors",
+          "printer_head_temp_celsius": "printer head temperature", "humidity_percent": "humidity",
+          "payment_auth_latency_ms": "payment auth latency", "memory_percent": "memory use",
+          "swap_used_mb": "swap use", "gc_pause_ms": "GC pauses", "error_rate": "error rate"}
+
+
+def _words(metric: str) -> str:
+    return _NAMES.get(metric, metric.replace("_", " "))
 
 
 class FailureRiskModel:
@@ -103,7 +131,9 @@ class FailureRiskModel:
         for c in self.numeric_cols_:
             v = pd.to_numeric(df[c], errors="coerce") if c in df else pd.Series(0.0, index=df.index)
             v = v.fillna(self.fill_.get(c, 0.0))
-            if c.endswith(("_level", "_trend_z")):
+            if c.endswith("_level"):
+                v = v.clip(-5, 25)
+            elif c.endswith(("_trend_z", "_trend30_z")):
                 v = v.clip(-10, 10)
             if c in ("age_days", "days_since_repair"):
                 v = v / 365.0
@@ -256,10 +286,20 @@ class FailureRiskModel:
             p = p_raw[known]
             entry = {"n": int(known.sum()), "positives": int(y.sum()), "brier_raw": round(brier(p, y), 4)}
             if y.sum() >= 3 and (1 - y).sum() >= 3:
+                # calibration is *reported* on devices the calibrator never saw: fit it on half the
+                # validation devices, score it on the other half; the one kept is fitted on all
+                half = (df["device_id"].to_numpy()[va][known].astype("int64") % 2 == 0)
+                if y[half].sum() >= 2 and y[~half].sum() >= 2:
+                    iso_half = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(p[half], y[half])
+                    held = iso_half.predict(p[~half])
+                    entry["heldout"] = {"n": int((~half).sum()), "positives": int(y[~half].sum()),
+                                        "brier_raw": round(brier(p[~half], y[~half]), 4),
+                                        "brier_calibrated": round(brier(held, y[~half]), 4),
+                                        "reliability": reliability_table(held, y[~half]).round(4).to_dict("records")}
                 iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(p, y)
                 self.calibrators_[h] = iso
                 pc = iso.predict(p)
-                entry["brier_calibrated"] = round(brier(pc, y), 4)
+                entry["brier_calibrated_in_sample"] = round(brier(pc, y), 4)
                 # the decision threshold: best F1 on the validation landmarks
                 best, best_t = -1.0, 0.5
                 for t in np.unique(np.round(pc, 4)):
@@ -270,7 +310,8 @@ class FailureRiskModel:
                         best, best_t = f1, float(t)
                 self.thresholds_[h] = best_t
                 entry["threshold"] = best_t
-                self.reliability_[h] = reliability_table(pc, y).round(4).to_dict("records")
+                self.reliability_[h] = (entry["heldout"]["reliability"] if "heldout" in entry
+                                        else reliability_table(pc, y).round(4).to_dict("records"))
             else:
                 self.reliability_[h] = reliability_table(p, y).round(4).to_dict("records")
             entry["c_index"] = round(c_index(d[va], p_raw, e[va]), 4)
@@ -369,22 +410,34 @@ class FailureRiskModel:
     def _describe(self, col: str, row: pd.Series, contrib: float) -> str | None:
         x = np.exp(contrib)
         tail = f" (x{x:.1f} risk)"
-        if col.endswith("_trend_z"):
-            m = col[: -len("_trend_z")]
-            unit, _sign = DEGRADATION_METRICS.get(m, ("", 1))
-            slope = row.get(f"{m}_trend")
-            if slope is None or pd.isna(slope):
-                return None
-            verb = "rising" if slope > 0 else "falling"
-            u = f" {unit}" if unit else ""
-            return f"{m.replace('_', ' ')} {verb} {abs(slope):.3g}{u}/day over 7 days{tail}"
+        for suffix, days, slope_col in (("_trend_z", 14, "_trend"), ("_trend30_z", 30, "_trend30")):
+            if col.endswith(suffix):
+                m = col[: -len(suffix)]
+                unit, _sign = DEGRADATION_METRICS.get(m, ("", 1))
+                slope = row.get(f"{m}{slope_col}")
+                if slope is None or pd.isna(slope):
+                    return None
+                level = row.get(f"{m}_now")
+                now = f"{_fmt(level)}{_u(unit)} and " if level is not None and pd.notna(level) else ""
+                verb = "rising" if slope > 0 else "falling"
+                return f"{_words(m)} {now}{verb} {_fmt(abs(slope))}{_u(unit)}/day over {days} days{tail}"
         if col.endswith("_level"):
             m = col[: -len("_level")]
             z = row.get(col)
+            gap = row.get(f"{m}_drift")
             if z is None or pd.isna(z):
                 return None
+            unit, _sign = DEGRADATION_METRICS.get(m, ("", 1))
+            level = row.get(f"{m}_now")
+            now = f" at {_fmt(level)}{_u(unit)}" if level is not None and pd.notna(level) else ""
+            if gap is not None and pd.notna(gap):
+                where = "above" if gap > 0 else "below"
+                return (f"{_words(m)}{now}, {_fmt(abs(gap))}{_u(unit)} {where} its healthy level of the last "
+                        f"2 months ({abs(z):.0f}x its day-to-day noise){tail}")
             where = "above" if z > 0 else "below"
-            return f"{m.replace('_', ' ')} {abs(z):.1f} standard deviations {where} this device's 2-week baseline{tail}"
+            return f"{_words(m)} {abs(z):.1f} standard deviations {where} this device's healthy baseline{tail}"
+        if col == "error_logs_trend":
+            return f"{int(row.get('error_logs_7d', 0))} error-log entries in the last 7 days, more than the weeks before{tail}"
         if col == "firmware_log_rate_ratio":
             fw = row.get("firmware_version", "?")
             ratio = self.firmware_ratio_.get(str(fw), 1.0)
