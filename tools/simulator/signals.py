@@ -266,7 +266,9 @@ def generate(dev: DeviceSpec, clock: SiteClock, grid: np.ndarray, dt_s: int, lif
         add("temperature_celsius", temp, EVERY, 1)
         add("humidity_percent", np.clip(45 + 6 * clock.open + ar1(n, 0.97, 3, rng), 10, 95), H1, 1)
 
-    rx = (20 + 260 * np.minimum(txn, 2)) * np.exp(ar1(n, 0.5, 0.25, rng)) + (0 if dtype != "gateway" else 400 + 900 * load)
+    # the gateway's own baseline (site traffic, cameras, music streaming) is noisy too: a flat
+    # 400 kbps floor every night was the first thing that looked synthetic in a week's plot
+    rx = (20 + 260 * np.minimum(txn, 2) + (0 if dtype != "gateway" else 400 + 900 * load)) * np.exp(ar1(n, 0.5, 0.25, rng))
     add("memory_used_mb", mem / 100.0 * dev.memory_total_mb, EVERY, 0)
     add("load_avg_1m", np.maximum(cpu / 100 * 4 * np.exp(ar1(n, 0.3, 0.15, rng)), 0.0), EVERY, 2)
     add("net_rx_kbps", rx, EVERY, 1)
