@@ -132,3 +132,38 @@ def test_a_history_of_hours_says_it_is_too_short(tmp_path) -> None:
     simulate_fleet(store, devices=3, days=0.2, interval="1h", seed=1, end=end)
     with pytest.raises(RiskInputError, match="too short|No devices"):
         fit_fleet_model(store, end)
+
+
+def test_wear_features_measure_drift_from_the_healthy_level_and_the_slope() -> None:
+    """A battery losing 0.8 points a day for 20 days after 40 healthy days, beside a healthy twin."""
+    import numpy as np
+
+    from tools.maintenance.features import _rolling_features
+
+    rng = np.random.default_rng(0)
+    days = np.arange(60)
+    wearing = 90 - 0.8 * np.clip(days - 40, 0, None) + rng.normal(0, 0.3, 60)
+    healthy = 90 + rng.normal(0, 0.3, 60)
+    panel = pd.DataFrame({"device_id": np.repeat([1, 2], 60), "k": np.tile(days, 2),
+                          "battery_health_percent": np.r_[wearing, healthy],
+                          "error_logs": 0.0, "failed_checks": 0.0, "checks": 48.0})
+    f = _rolling_features(panel).set_index(["device_id", "k"])
+    worn, twin = f.loc[(1, 60)], f.loc[(2, 60)]
+    # last 3 days (k 57-59) average ~ 90 - 0.8 * 18 = 75.6: about 14 points below the healthy week
+    assert worn["battery_health_percent_drift"] == pytest.approx(-14.4, abs=1.0)
+    assert worn["battery_health_percent_trend"] == pytest.approx(-0.8, abs=0.1)
+    assert worn["battery_health_percent_level"] > 10 * max(twin["battery_health_percent_level"], 1.0)
+    assert worn["battery_health_percent_trend_z"] > 5 > twin["battery_health_percent_trend_z"]
+
+
+def test_wear_factors_read_like_an_engineer_wrote_them() -> None:
+    from tools.maintenance.survival import FailureRiskModel
+
+    m = FailureRiskModel()
+    m.kind_, m.firmware_ratio_ = "weibull_aft", {}
+    row = pd.Series({"battery_health_percent_trend": -0.8, "battery_health_percent_now": 61.2,
+                     "fan_speed_rpm_drift": 240.0, "fan_speed_rpm_level": 12.0, "fan_speed_rpm_now": 2100.0})
+    trend = m._describe("battery_health_percent_trend_z", row, 1.0)
+    level = m._describe("fan_speed_rpm_level", row, 1.0)
+    assert trend.startswith("battery health 61.2% and falling 0.8%/day over 14 days")
+    assert level.startswith("fan speed at 2100 rpm, 240 rpm above its healthy level")
