@@ -27,14 +27,14 @@ import logging
 import sqlite3
 import time
 from dataclasses import dataclass
-from typing import Any
-
-import sqlglot
-from sqlglot import exp
-from sqlglot.errors import ParseError, TokenError
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
 from tools.store.engine import Store
 from tools.store.schema import HOMEPOT_TABLES
+
+if TYPE_CHECKING:  # sqlglot is imported on first use: it costs ~0.3 s at start-up, and most turns run no SQL
+    from sqlglot import exp
 
 #: Tables the guarded SQL may read: HOMEPOT's, plus the analytics outputs (not the audit trail,
 #: notifications, detector state or model blobs).
@@ -70,17 +70,21 @@ FORBIDDEN_FUNCTIONS: frozenset[str] = frozenset(
 )
 FORBIDDEN_PREFIXES: tuple[str, ...] = ("pg_", "lo_", "dblink", "sqlite_", "xact_", "txid_")
 
-#: Statement and clause types that write, lock, configure or run arbitrary commands.
-_FORBIDDEN_NODES: tuple[type[exp.Expression], ...] = tuple(
-    getattr(exp, name)
-    for name in (
-        "Insert", "Update", "Delete", "Merge", "Create", "Drop", "Alter", "AlterTable", "TruncateTable",
-        "Command", "Copy", "Pragma", "Set", "Transaction", "Commit", "Rollback", "Use", "Lock", "Into",
-        "Grant", "Revoke", "Attach", "Detach", "Analyze", "Cache", "Uncache", "LoadData", "Refresh",
-        "Describe", "Summarize",
-    )
-    if hasattr(exp, name)
+#: Statement and clause types that write, lock, configure or run arbitrary commands (sqlglot names).
+_FORBIDDEN_NODE_NAMES: tuple[str, ...] = (
+    "Insert", "Update", "Delete", "Merge", "Create", "Drop", "Alter", "AlterTable", "TruncateTable",
+    "Command", "Copy", "Pragma", "Set", "Transaction", "Commit", "Rollback", "Use", "Lock", "Into",
+    "Grant", "Revoke", "Attach", "Detach", "Analyze", "Cache", "Uncache", "LoadData", "Refresh",
+    "Describe", "Summarize",
 )
+
+
+@lru_cache(maxsize=1)
+def _forbidden_nodes() -> tuple[type, ...]:
+    """The sqlglot node classes of ``_FORBIDDEN_NODE_NAMES`` that this sqlglot version has."""
+    from sqlglot import exp
+
+    return tuple(getattr(exp, name) for name in _FORBIDDEN_NODE_NAMES if hasattr(exp, name))
 
 ALLOWED_SENTENCE = (
     "only one SELECT (a WITH ... SELECT is fine when every part is a SELECT) over these tables is allowed: "
@@ -148,6 +152,8 @@ def _dialect(store_or_dialect: Store | str) -> str:
 
 
 def _function_names(node: exp.Func) -> set[str]:
+    from sqlglot import exp
+
     names = {type(node).__name__.lower()}
     if isinstance(node, exp.Anonymous):
         names.add(str(node.name).lower())
@@ -171,6 +177,10 @@ def check_sql(sql: str, dialect: Store | str = "sqlite", *, max_rows: int = 200)
         raise SqlRejected(f"The query is longer than 20000 characters; {ALLOWED_SENTENCE}.")
     if "\x00" in sql:
         raise SqlRejected(f"The query contains a NUL character; {ALLOWED_SENTENCE}.")
+    import sqlglot
+    from sqlglot import exp
+    from sqlglot.errors import ParseError, TokenError
+
     read = _dialect(dialect)
     sqlglot_log = logging.getLogger("sqlglot")
     level = sqlglot_log.level
@@ -191,7 +201,7 @@ def check_sql(sql: str, dialect: Store | str = "sqlite", *, max_rows: int = 200)
         kind = tree.key.upper()
         raise SqlRejected(f"The query is {'an' if kind[0] in 'AEIOU' else 'a'} {kind} statement; {ALLOWED_SENTENCE}.")
     for node in tree.walk():
-        if isinstance(node, _FORBIDDEN_NODES):
+        if isinstance(node, _forbidden_nodes()):
             raise SqlRejected(f"The query contains {node.key.upper()}; {ALLOWED_SENTENCE}.")
         if isinstance(node, (exp.Select, exp.Union, exp.Intersect, exp.Except)) and (node.args.get("into") or node.args.get("locks")):
             raise SqlRejected(f"The query uses SELECT INTO or a locking clause; {ALLOWED_SENTENCE}.")
