@@ -217,3 +217,63 @@ def test_same_messages_same_reply(model: OfflineChatModel) -> None:
     msgs = [HumanMessage("which site has the highest error rate this week?")]
     a, b = model.invoke(msgs), model.invoke(msgs)
     assert a.tool_calls == b.tool_calls and json.dumps(a.content) == json.dumps(b.content)
+
+
+ANOMALY_TOOLS = [*TOOLS, schema("find_anomalies", scope="string", target="string", window="string", limit="integer",
+                                group_by="string", top_n="integer", metric="string"),
+                 schema("explain_anomaly", anomaly_id="integer", device="string")]
+FINDINGS = [
+    {"id": 42, "device_name": "Camden Till 1", "metric": "cpu_percent", "metrics": '["cpu_percent", "error_rate"]',
+     "kind": "spike", "severity": "high", "score": 0.97},
+    {"id": 17, "device_name": "Camden Till 1", "metric": "network_latency_ms", "metrics": '["network_latency_ms"]',
+     "kind": "drift", "severity": "medium", "score": 0.81},
+]
+
+
+def test_whats_wrong_lists_findings_then_explains_the_strongest(model: OfflineChatModel) -> None:
+    bound = model.bind_tools(ANOMALY_TOOLS)
+    messages = [HumanMessage("what's wrong with Camden Till 1?")]
+    first = bound.invoke(messages)
+    assert first.tool_calls[0]["name"] == "find_anomalies"
+    found = ToolResult(tool="find_anomalies", data=FINDINGS, rows=2, summary="2 anomalies for Camden Till 1 the last 7 days.")
+    messages += [first, ToolMessage(found.to_model_text(), tool_call_id=first.tool_calls[0]["id"], name="find_anomalies")]
+    second = bound.invoke(messages)
+    assert second.tool_calls == [{**second.tool_calls[0], "name": "explain_anomaly", "args": {"anomaly_id": 42}}]
+    explained = ToolResult(tool="explain_anomaly", data={**FINDINGS[0], "explanation": "cpu_percent spiked."}, rows=1,
+                           summary="cpu_percent spiked.")
+    messages += [second, ToolMessage(explained.to_model_text(), tool_call_id=second.tool_calls[0]["id"], name="explain_anomaly")]
+    answer = bound.invoke(messages).content
+    assert "2 anomalies for Camden Till 1" in answer and "cpu_percent spiked." in answer  # both rounds answered
+    assert "network_latency_ms" in answer and "error_rate" in answer  # every signal the findings name
+
+
+def test_why_was_that_flagged_explains_the_previous_answers_top_finding(model: OfflineChatModel) -> None:
+    bound = model.bind_tools(ANOMALY_TOOLS)
+    earlier = ToolResult(tool="find_anomalies", data=FINDINGS, rows=2, summary="2 anomalies for the fleet.")
+    history = [HumanMessage("what looked odd in the last 24 hours?"),
+               AIMessage("", tool_calls=[{"name": "find_anomalies", "args": {}, "id": "c1", "type": "tool_call"}]),
+               ToolMessage(earlier.to_model_text(), tool_call_id="c1", name="find_anomalies"),
+               AIMessage("2 anomalies for the fleet.")]
+    ai = bound.invoke([*history, HumanMessage("why was that flagged?")])
+    assert [(c["name"], c["args"]) for c in ai.tool_calls] == [("explain_anomaly", {"anomaly_id": 42})]
+    alone = bound.invoke([HumanMessage("why was that flagged?")])
+    assert not alone.tool_calls and "Which finding or device" in alone.content
+
+
+def test_a_top_n_ranking_shows_rows_tied_with_the_last_place(model: OfflineChatModel) -> None:
+    rows = [{"device_name": f"Till {i}", "anomalies": n} for i, n in enumerate([9, 7, 5, 5, 4], 1)]
+    result = ToolResult(tool="find_anomalies", data=rows, rows=5, summary="5 devices with anomalies for the fleet this week.")
+    bound = model.bind_tools(ANOMALY_TOOLS)
+    messages = [HumanMessage("which 3 devices had the most anomalies this week?")]
+    ai = bound.invoke(messages)
+    assert ai.tool_calls[0]["args"]["top_n"] > 3
+    answer = bound.invoke([*messages, ai, ToolMessage(result.to_model_text(), tool_call_id=ai.tool_calls[0]["id"],
+                                                       name="find_anomalies")]).content
+    assert "| Till 4 | 5 |" in answer  # tied with the third
+    assert "Till 5" not in answer
+
+
+def test_unknown_device_is_named_with_close_matches(model: OfflineChatModel) -> None:
+    ai = model.bind_tools(TOOLS).invoke([HumanMessage("show open alerts for Camden Till 9 Annex")])
+    assert not ai.tool_calls
+    assert "couldn't find" in ai.content and "Camden Till 9 Annex" in ai.content and '"Camden Till 1"' in ai.content

@@ -81,6 +81,8 @@ def _short_site(catalog: Catalog | None, i: int) -> str | None:
 def direct_reply(key: str, fields: dict[str, Any], catalog: Catalog | None) -> str:
     """A reply that needs no tool (greeting, help, decline, clarification, memory ack)."""
     f = dict(fields)
+    if key == "unknown_entity":  # close matches, quoted (names are not figures)
+        f["did_you_mean"] = f"Did you mean {quote_list(list(f.pop('options', None) or []))}? " if f.get("options") else ""
     if isinstance(f.get("options"), list):
         f["options"] = ", ".join(f["options"][:8]) + (" ..." if len(f["options"]) > 8 else "")
     f.setdefault("examples", quote_list(example_questions(catalog)))
@@ -182,7 +184,25 @@ def _fix_for(error: str) -> str:
     return fill("answers", "fix_generic")
 
 
-def _details(tool: str, result: dict[str, Any]) -> str:
+def _metric_names(rows: list[Any]) -> list[str]:
+    """Every metric named by findings (their own metric and the signals that moved with it), in order."""
+    out: list[str] = []
+    for r in rows:
+        if not isinstance(r, dict):
+            continue
+        extra = r.get("metrics")
+        if isinstance(extra, str):
+            try:
+                extra = json.loads(extra)
+            except ValueError:
+                extra = [extra]
+        for m in [r.get("metric"), *(extra if isinstance(extra, list) else [])]:
+            if isinstance(m, str) and m and m not in out:
+                out.append(m)
+    return out
+
+
+def _details(tool: str, result: dict[str, Any], show_n: int | None = None) -> str:
     data = result.get("data")
     if tool == "fleet_overview" and isinstance(data, dict):
         parts = []
@@ -203,14 +223,26 @@ def _details(tool: str, result: dict[str, Any]) -> str:
     if tool == "maintenance_risk" and isinstance(data, dict):  # the model's reasons, quoted
         factors = [str(f) for f in data.get("factors") or []][:3]
         interval = (f"Remaining useful life: median {_cell(data.get('median_rul_days'))} days "
-                    f"(80% interval {_cell(data.get('rul_low_days'))} to {_cell(data.get('rul_high_days'))}).")
-        return "\n".join([interval] + ([f"Reasons: {'; '.join(factors)}."] if factors else []))
+                    f"(likely between {_cell(data.get('rul_low_days'))} and {_cell(data.get('rul_high_days'))} days).")
+        return "\n".join([interval] + ([f"Reasons: {'; '.join(f.rstrip('.') for f in factors)}."] if factors else []))
     if tool == "fleet_risk_ranking" and isinstance(data, list) and data:
         top = data[0].get("factors") if isinstance(data[0], dict) else None
         table = _table(tool, data)
-        return table + (f"\nWhy {data[0].get('name')}: {'; '.join(str(f) for f in top[:3])}." if top else "")
+        return table + (f"\nWhy {data[0].get('name')}: {'; '.join(str(f).rstrip('.') for f in top[:3])}." if top else "")
     if tool == "explain_anomaly" and isinstance(data, dict):
-        return fill("answers", "explain_details", **{k: _cell(v) for k, v in data.items()})
+        text = fill("answers", "explain_details", **{k: _cell(v) for k, v in data.items()})
+        moved = [m for m in _metric_names([data]) if m != data.get("metric")]
+        return text + ("\n" + fill("answers", "moved_with", metrics=", ".join(moved)) if moved else "")
+    if tool == "find_anomalies" and isinstance(data, list) and data and show_n is None:
+        table = _table(tool, data)
+        names = _metric_names(data)
+        return table + ("\n" + fill("answers", "signals", metrics=", ".join(names)) if len(names) > 1 else "")
+    if show_n and isinstance(data, list) and len(data) > show_n:  # "which 5 ...": the 5, and any tied with the 5th
+        key = next((k for k in ("anomalies", "count", "value") if isinstance(data[0], dict) and k in data[0]), None)
+        cut = data[show_n - 1].get(key) if key and isinstance(data[show_n - 1], dict) else None
+        shown = data[:show_n] + [r for r in data[show_n:] if cut is not None and isinstance(r, dict) and r.get(key) == cut]
+        note = "\n" + fill("answers", "ties", n=show_n) if len(shown) > show_n else ""
+        return _table(tool, shown) + note
     if isinstance(data, list) and len(data) > 1 or (isinstance(data, list) and tool in ("list_alerts", "list_devices", "run_sql")):
         return _table(tool, data)
     if isinstance(data, dict):
@@ -284,10 +316,12 @@ def suggestions(tool: str, args: dict[str, Any], result: dict[str, Any], catalog
 def answer_from_results(
     results: list[tuple[str, dict[str, Any], Any]],
     catalog: Catalog | None = None,
+    show_n: int | None = None,
 ) -> str:
     """The final answer for a turn: one paragraph per tool result, details, then next questions.
 
-    ``results`` holds ``(tool name, the arguments the model sent, ToolMessage content)``.
+    ``results`` holds ``(tool name, the arguments the model sent, ToolMessage content)``;
+    ``show_n`` is the user's "top N" when the model asked the tool for a few more rows to see ties.
     """
     paragraphs: list[str] = []
     next_qs: list[str] = []
@@ -311,7 +345,7 @@ def answer_from_results(
             paragraphs.append(fill("answers", "needs_confirmation", tool=tool, params=shown))
             continue
         text = fill("answers", "ok", summary=_sentence(tool, result))
-        details = _details(tool, result)
+        details = _details(tool, result, show_n)
         if details:
             text += "\n\n" + details
             if result.get("truncated") and not args.get("top_n") and tool != "render_report":

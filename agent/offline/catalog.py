@@ -94,6 +94,14 @@ COMMON_WORDS = frozenset(
     "would yesterday your sales sample simple change changed compare status report reports alerts alert".split()
 )
 
+def _inflection_of(tok: str, vocab: frozenset[str]) -> bool:
+    """``tok`` is an -ed/-ing/-es form of a catalog word (an inflection, so not a misspelling)."""
+    for suffix in ("ing", "ed", "es", "d", "s"):
+        if tok.endswith(suffix) and tok[: -len(suffix)] in vocab:
+            return True
+    return False
+
+
 _TOKEN = re.compile(r"[a-z0-9]+(?:[-_][a-z0-9]+)*")
 
 
@@ -157,6 +165,7 @@ class Catalog:
     _vocab: list[str] = field(default_factory=list, repr=False)
     _vocab_set: frozenset[str] = field(default_factory=frozenset, repr=False)
     _max_len: int = 1
+    _device_names: list[tuple[str, str]] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         self._build_index()
@@ -268,9 +277,23 @@ class Catalog:
                     or tok.isdigit() or "-" in tok):
                 out.append(tok)
                 continue
+            if _inflection_of(tok, self._vocab_set):  # "processed" is a verb, not a typo of "process"
+                out.append(tok)
+                continue
             close = difflib.get_close_matches(tok, self._vocab, n=1, cutoff=0.8)
             out.append(close[0] if close else tok)
         return out
+
+    def names_in(self, low: str) -> list[str]:
+        """Known device names written out in full in a lower-cased text, longest first.
+
+        Used to read a name as data: "the device called Ignore previous instructions ..." holds
+        a name, not an instruction, and its words must not trigger intents.
+        """
+        if not self._device_names:
+            self._device_names = sorted(((d.name.lower(), d.name) for d in self.devices if len(d.name) >= 8),
+                                        key=lambda p: -len(p[0]))
+        return [name for lowered, name in self._device_names if lowered in low]
 
     def find(self, toks: list[str], kinds: Iterable[str] | None = None) -> list[Mention]:
         """Mentions in a token list, longest first, without overlaps (greedy left to right)."""

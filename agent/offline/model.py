@@ -32,7 +32,7 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field
 
-from agent.offline.answer import answer_from_results, direct_reply, example_questions, quote_list
+from agent.offline.answer import answer_from_results, direct_reply, example_questions, parse_tool_content, quote_list
 from agent.offline.catalog import Catalog
 from agent.offline.nlu import ToolCallSpec, understand
 
@@ -138,6 +138,10 @@ class OfflineChatModel(BaseChatModel):
         if not messages:
             return AIMessage(content=direct_reply("help", {}, self.catalog), response_metadata=meta)
         if isinstance(messages[-1], ToolMessage):
+            step = self._next_step(messages)
+            if step is not None:
+                return AIMessage(content="", tool_calls=[{**step, "id": f"offline_{len(messages)}_0", "type": "tool_call"}],
+                                 response_metadata=meta)
             return AIMessage(content=self._answer_tools(messages), response_metadata=meta)
         last_human = next((i for i in range(len(messages) - 1, -1, -1) if isinstance(messages[i], HumanMessage)), None)
         if last_human is None or last_human != len(messages) - 1 and isinstance(messages[-1], AIMessage):
@@ -146,6 +150,10 @@ class OfflineChatModel(BaseChatModel):
         question = _text(messages[last_human])
         history = human_turns(messages[:last_human])[-HISTORY_TURNS:]
         parse = understand(question, self.catalog, self._clock(), history)
+        if parse.reply == "explain_context":
+            call = _context_explain_call(messages[:last_human])
+            if call is not None:
+                parse.calls = [call]
         if parse.reply in ("recall", "recall_name"):
             return self._recall(messages[:last_human], parse.fields.get("topic", ""), tools, len(messages), meta)
         if parse.calls:
@@ -158,7 +166,8 @@ class OfflineChatModel(BaseChatModel):
             return AIMessage(
                 content="",
                 tool_calls=[
-                    {"name": c.name, "args": c.args, "id": f"offline_{len(messages)}_{i}", "type": "tool_call"}
+                    {"name": c.name, "args": c.args, "id": f"offline_{len(messages)}_{i}{_THEN + c.then if c.then else ''}",
+                     "type": "tool_call"}
                     for i, c in enumerate(calls)
                 ],
                 response_metadata=meta,
@@ -167,16 +176,31 @@ class OfflineChatModel(BaseChatModel):
 
     # ------------------------------------------------------------------ helpers
 
-    def _answer_tools(self, messages: Sequence[BaseMessage]) -> str:
-        """Answer from the trailing ToolMessages and the AIMessage whose calls they answer."""
+    @staticmethod
+    def _next_step(messages: Sequence[BaseMessage]) -> dict[str, Any] | None:
+        """A planned second call: the findings of "what's wrong with X?" -> explain the strongest."""
         i = len(messages)
         while i > 0 and isinstance(messages[i - 1], ToolMessage):
             i -= 1
-        tool_msgs = list(messages[i:])
+        for tm in messages[i:]:
+            if not str(getattr(tm, "tool_call_id", "")).endswith(_THEN + "explain_top"):
+                continue
+            result = parse_tool_content(tm.content)
+            rows = result.get("data") if result.get("status", "ok") == "ok" else None
+            if isinstance(rows, list) and rows and isinstance(rows[0], dict) and rows[0].get("id") is not None:
+                return {"name": "explain_anomaly", "args": {"anomaly_id": int(rows[0]["id"])}}
+        return None
+
+    def _answer_tools(self, messages: Sequence[BaseMessage]) -> str:
+        """Answer from every tool result since the user's last message (one or two rounds of calls)."""
+        last_human = max((k for k, m in enumerate(messages) if isinstance(m, HumanMessage) and not _is_summary(m)), default=-1)
+        turn = list(messages[last_human + 1:])
+        tool_msgs = [m for m in turn if isinstance(m, ToolMessage)]
         asked: dict[str, tuple[str, dict[str, Any]]] = {}
-        if i > 0 and isinstance(messages[i - 1], AIMessage):
-            for call in messages[i - 1].tool_calls:
-                asked[call.get("id") or ""] = (call["name"], dict(call.get("args") or {}))
+        for m in turn:
+            if isinstance(m, AIMessage):
+                for call in m.tool_calls:
+                    asked[call.get("id") or ""] = (call["name"], dict(call.get("args") or {}))
         results = []
         for tm in tool_msgs:
             assert isinstance(tm, ToolMessage)
@@ -185,7 +209,8 @@ class OfflineChatModel(BaseChatModel):
             if getattr(tm, "status", "success") == "error" and isinstance(content, str) and not content.lstrip().startswith("{"):
                 content = {"status": "error", "error": content}
             results.append((name, args, content))
-        return answer_from_results(results, self.catalog)
+        wanted = [int(m.group(1)) for tm in tool_msgs if (m := re.search(_THEN + r"top_(\d+)$", str(tm.tool_call_id)))]
+        return answer_from_results(results, self.catalog, show_n=wanted[0] if wanted else None)
 
     def _recall(self, earlier: Sequence[BaseMessage], topic: str, tools, n: int, meta: dict[str, Any]) -> AIMessage:
         """Answer "what's my name?" / "what did I tell you about X?" from the conversation."""
@@ -228,7 +253,7 @@ class OfflineChatModel(BaseChatModel):
             if call.name not in schemas:
                 return None
             props = schemas[call.name].get("properties") or {}
-            fitted.append(ToolCallSpec(call.name, adapt_args(call.args, props)))
+            fitted.append(ToolCallSpec(call.name, adapt_args(call.args, props), call.then))
         return fitted
 
 
@@ -270,6 +295,28 @@ _ARG_ALIASES: dict[str, tuple[str, ...]] = {
     "query": ("text", "question"),
     "sql": ("query",),
 }
+
+
+_THEN = "_then_"
+
+
+def _context_explain_call(earlier: Sequence[BaseMessage]) -> ToolCallSpec | None:
+    """"why was that flagged?": explain the finding (or device) the latest earlier answer led with."""
+    for m in reversed(earlier):
+        if not isinstance(m, ToolMessage):
+            continue
+        result = parse_tool_content(m.content)
+        rows = result.get("data")
+        if result.get("status", "ok") != "ok" or not isinstance(rows, list) or not rows or not isinstance(rows[0], dict):
+            continue
+        top = rows[0]
+        if top.get("id") is not None and (top.get("kind") or top.get("metric")):
+            return ToolCallSpec("explain_anomaly", {"anomaly_id": int(top["id"])})
+        device = top.get("public_id") or top.get("device_id") if isinstance(top.get("device_id"), str) else top.get("public_id")
+        device = device or top.get("device_name") or top.get("device") or top.get("name")
+        if isinstance(device, str) and device:
+            return ToolCallSpec("explain_anomaly", {"device": device})
+    return None
 
 
 def _sentence_with(text: str, words: list[str]) -> str:
