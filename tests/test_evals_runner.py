@@ -118,5 +118,7 @@ def test_cli_eval_with_ollama_fake_model(monkeypatch: pytest.MonkeyPatch) -> Non
     card = json.loads(res.output)
     assert card["model"] == "ollama:fake" and card["cases"] == 2
     assert card["tool_choice_accuracy"] == 1.0
-    assert card["fact_recall"] == 0.0  # the scripted answer states no figure: the scorecard notices
+    # the scripted answer states no figure: the scorecard notices (only the offline count, which the
+    # agent's own trust line adds to every answer, is found)
+    assert card["fact_recall"] < 0.5
     assert card["refusal_accuracy"] == 1.0
