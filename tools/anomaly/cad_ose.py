@@ -26,8 +26,11 @@ zero-level context exists, ties among predictions are all kept, neuron ordering 
 semi-context each step to count crossed facts; here left semi-contexts are indexed by their
 largest fact and tested with subset checks, and only semi-contexts that own a zero-level context
 are intersected on the (rarer) steps that created a new context. Same results, far less work.
-Hash tie-breaks use Python 3 tuple hashes (Python 2's differed), so scores can differ from the
-published per-row outputs in rare ties.
+Ties among active contexts are broken by (activations, left hash, right hash), as in the original,
+which ran on Python 2: ``py2_tuple_hash`` reproduces CPython 2.7's 64-bit tuple hash, and with it
+the port matches NAB's published per-row scores (``results/contextOSE/...``) to the last digit on
+the files compared (e.g. realAdExchange/exchange-2_cpc_results.csv). Python 3's own tuple hash
+picks different neurons among tied contexts and cost about 1 NAB point.
 """
 
 from __future__ import annotations
@@ -43,6 +46,27 @@ import numpy as np
 #                      right hash, left_id]
 _NEURON_BASE = 2 ** 31
 _SENSOR_BASE = 65536
+_MASK64 = (1 << 64) - 1
+
+
+def py2_tuple_hash(facts: tuple[int, ...]) -> int:
+    """CPython 2.7's hash of a tuple of (64-bit) ints on a 64-bit build.
+
+    Why: CAD OSE orders tied active contexts by the hashes of their halves, so the choice of
+    "neurons" (and every score after it) depends on the hash function; the published results
+    came from Python 2.
+    """
+    x = 0x345678
+    mult = 1000003
+    n = len(facts)
+    for y in facts:
+        n -= 1
+        x = ((x ^ y) * mult) & _MASK64
+        mult = (mult + 82520 + n + n) & _MASK64
+    x = (x + 97531) & _MASK64
+    if x >= 1 << 63:
+        x -= 1 << 64
+    return -2 if x == -1 else x
 
 
 class ContextMemory:
@@ -96,7 +120,8 @@ class ContextMemory:
         if cid is None:
             cid = len(self.contexts)
             left[3][rid] = cid
-            self.contexts.append([0, 0, 0, right_facts, 1, hash(left_facts), hash(right_facts), left[4]])
+            self.contexts.append([0, 0, 0, right_facts, 1, py2_tuple_hash(left_facts),
+                                  py2_tuple_hash(right_facts), left[4]])
             self._own(left)
             self.new_id = cid
             return True
@@ -112,7 +137,8 @@ class ContextMemory:
             rid = self._right(right_facts)
             if rid not in left[3]:
                 left[3][rid] = len(self.contexts)
-                self.contexts.append([0, 0, 0, right_facts, 0, hash(left_facts), hash(right_facts), left[4]])
+                self.contexts.append([0, 0, 0, right_facts, 0, py2_tuple_hash(left_facts),
+                                      py2_tuple_hash(right_facts), left[4]])
                 added += 1
         return added
 
@@ -285,13 +311,28 @@ class CadOse:
         return out
 
 
+def cad_ose_raw(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """CAD OSE's raw score of every row (no rest period) for the quantisation range ``[lo, hi]``.
+
+    The raw scores are what ensembles fuse; ``rest_filter(raw, rest, initial=True)`` turns them
+    into exactly what ``CadOse.score`` reports."""
+    det = CadOse(lo, hi)
+    return np.array([det.raw_score(v) for v in np.asarray(values, dtype=float).tolist()])
+
+
+def nab_rest(n: int) -> int:
+    """The rest period NAB's wrapper gives CAD OSE: probationary period / 5 (truncated)."""
+    return int(math.floor(min(0.15 * n, 0.15 * 5000)) / 5.0)
+
+
 def cad_ose_nab(values: np.ndarray) -> np.ndarray:
-    """CAD OSE exactly as NAB runs it: file min/max as the range (look-ahead, as in NAB's
-    ``AnomalyDetector`` base class), rest period = probationary period / 5, scores rounded to
-    3 decimals as NAB's results CSVs store them. Used to check the port against the posted 69.9."""
+    """CAD OSE exactly as NAB runs it (``context_ose_detector.py``): the file's min/max as the
+    range (NAB's ``AnomalyDetector`` base class hands every detector ``inputMin``/``inputMax``),
+    rest period = probationary period / 5. Scores are not rounded (NAB's results CSVs keep 12
+    significant digits). Reproduces the posted contextOSE row scores."""
     x = np.asarray(values, dtype=float)
-    det = CadOse(float(x.min()), float(x.max()), rest=math.floor(0.15 * len(x)) / 5.0)
-    return np.round(np.array([det.score(v) for v in x.tolist()]), 3)
+    det = CadOse(float(x.min()), float(x.max()), rest=nab_rest(len(x)))
+    return np.array([det.score(v) for v in x.tolist()])
 
 
 def cad_ose_causal(values: np.ndarray, rest: int = 0, warm: int = 150, pad: float = 0.5) -> np.ndarray:
@@ -318,12 +359,18 @@ def cad_ose_causal(values: np.ndarray, rest: int = 0, warm: int = 150, pad: floa
     return rest_filter(out, rest) if rest > 0 else out
 
 
-def rest_filter(raw: np.ndarray, rest: int, threshold: float = 0.75) -> np.ndarray:
+def rest_filter(raw: np.ndarray, rest: int, threshold: float = 0.75, initial: bool = False) -> np.ndarray:
     """CAD OSE's post-processing: a row reports 0 when any of the previous ``rest`` raw scores
-    reached ``threshold`` (so one event alarms once, at its start). Causal by construction."""
+    reached ``threshold`` (so one event alarms once, at its start). Causal by construction.
+    ``initial=True`` copies the original's seed history ``[1.0]`` (the first ``rest`` rows report 0)."""
     raw = np.asarray(raw, dtype=float)
     hot = (raw >= threshold).astype(np.int64)
-    c = np.concatenate([[0], np.cumsum(hot)])
-    i = np.arange(len(raw))
-    recent = c[i] - c[np.maximum(i - rest, 0)]
+    if initial:
+        hot = np.concatenate([[1], hot])
+        c = np.concatenate([[0], np.cumsum(hot)])
+        i = np.arange(len(raw)) + 1
+    else:
+        c = np.concatenate([[0], np.cumsum(hot)])
+        i = np.arange(len(raw))
+    recent = c[i] - c[np.maximum(i - rest, 0)] if rest > 0 else c[i]
     return np.where(recent > 0, 0.0, raw)
