@@ -2,7 +2,7 @@
 
 Protocol, per seed (101, 202 and 303 were never used while building the model; 7 and 8 were):
 
-1. simulate a fleet (150 devices, 120 days, hourly metrics, failure hazard x3 so that a fleet this
+1. simulate a fleet (150 devices, 150 days, hourly metrics, failure hazard x3 so that a fleet this
    size has 15-30 failures in the 30 days after the cutoff) ending at the cutoff ``END``;
 2. fit the model on the history up to ``END`` only (``build_landmarks(until=END)``), exactly as in
    production, and predict at ``END``;
@@ -35,7 +35,7 @@ from tools.simulator.lifecycle import SUDDEN_CAUSES
 END = datetime(2025, 6, 1)
 DEFAULT_SEEDS = (101, 202, 303)
 DEFAULT_DEVICES = 150
-DEFAULT_DAYS = 120.0
+DEFAULT_DAYS = 150.0
 FUTURE_HORIZON_DAYS = 60.0
 
 
