@@ -3,7 +3,8 @@
 Fleets are simulated with seeds the detector was never tuned on (1001, 1002) into temporary
 SQLite stores; the batch detector runs over everything; findings are matched against
 ``ai_gt_anomalies``. An injected anomaly is found when a finding on its device starts between its
-start and end (one interval of slack). A finding is a false positive when it matches no injected
+start and end (one interval of slack after the end, half an interval before the start for
+device clock jitter). A finding is a false positive when it matches no injected
 anomaly and no ground-truth failure (from degradation start to two days after the failure: the
 degradation and the outage after a failure are real events too).
 """
@@ -33,7 +34,8 @@ def score_run(findings, gt: pd.DataFrame, failures: pd.DataFrame, interval: pd.T
     hits, delays, per_kind = 0, [], defaultdict(lambda: [0, 0])
     for g in gt.itertuples():
         per_kind[g.kind][1] += 1
-        cands = [f for f in by_dev.get(g.device_id, []) if g.start <= pd.Timestamp(f.start) <= g.end + interval]
+        # device clocks jitter by seconds around the grid: half an interval of slack before the start
+        cands = [f for f in by_dev.get(g.device_id, []) if g.start - interval / 2 <= pd.Timestamp(f.start) <= g.end + interval]
         if cands:
             first = min(cands, key=lambda f: f.start)
             hits += 1

@@ -16,8 +16,25 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tools.anomaly.detector import KIND_CODES, DetectorParams, SeriesState, bucket_of, step
+from tools.anomaly.detector import KIND_CODES, DetectorParams, SeriesState, _tail, _track, bucket_of, step
 from tools.anomaly.pairs import DEFAULT_PAIRS, PairState, pair_step
+
+#: Counts are variance-stabilised (Anscombe: 2 sqrt(x + 3/8) is ~N(., 1) for Poisson counts) so a
+#: quiet night's 0/1 queue and a busy noon's 12 are judged on one scale.
+COUNT_METRICS = frozenset({"transaction_count", "queue_depth", "active_connections", "tcp_retransmits",
+                           "door_open_count", "process_count", "thread_count", "open_files"})
+
+
+def is_count(metric: str) -> bool:
+    return metric in COUNT_METRICS or metric.endswith("_count")
+
+
+def _fwd(x: np.ndarray) -> np.ndarray:
+    return 2.0 * np.sqrt(np.maximum(x, 0.0) + 0.375)
+
+
+def _inv(y: float) -> float:
+    return max((y / 2.0) ** 2 - 0.375, 0.0)
 
 OUTAGE_CODE = 8
 CORR_CODE = 7
@@ -70,7 +87,7 @@ def panel_from_wide(frame: pd.DataFrame, metrics: list[str], interval: pd.Timede
     d_idx = np.searchsorted(np.asarray(devices), f["device_id"].to_numpy())
     n_t = int(t_idx.max()) + 1 if keep.any() else 0
     values = np.full((n_t, len(devices), len(metrics)), np.nan)
-    vals = f.reindex(columns=metrics).to_numpy(dtype=float)
+    vals = f.reindex(columns=metrics).apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
     values[t_idx[keep], d_idx[keep]] = vals[keep]
     times = np.asarray(pd.Timestamp(t0).to_datetime64() + np.arange(n_t) * interval.to_timedelta64()) if n_t else np.array([], dtype="datetime64[ns]")
     phase = (f["timestamp"] - slot).groupby(f["device_id"].to_numpy()).median()
@@ -147,27 +164,35 @@ def explain(kind: str, metric: str, observed: float | None, lo: float | None, hi
 
 
 class FleetDetector:
-    """Streaming state for a set of devices x metrics, plus the open event of each device."""
+    """Streaming state for a set of devices x metrics, plus the open events of each device.
+
+    Alarms of a device become events: an alarm joins the open event that already holds its metric,
+    or the device's latest open event if its onset lies within ``merge`` intervals of that event's
+    start (several metrics moving together are one finding); otherwise it opens a new event, so a
+    real spike is not swallowed by an unrelated episode that began hours earlier. An event closes
+    after ``gap`` intervals without alarms.
+    """
 
     def __init__(self, device_ids: list[int], metrics: list[str], params: DetectorParams | None = None,
-                 gap: int = 6, outage_steps: int = 3) -> None:
+                 gap: int = 6, outage_steps: int = 3, merge: int = 6) -> None:
         self.params = params or DetectorParams()
         self.device_ids = list(device_ids)
         self.metrics = list(metrics)
         self.gap = gap
+        self.merge = merge
         self.outage_steps = outage_steps
         d, m = len(self.device_ids), len(self.metrics)
         self.series = SeriesState.new(d * m)
+        self.counts = np.array([is_count(k) for k in self.metrics])
         self.pairs = [(a, b) for a, b in DEFAULT_PAIRS if a in self.metrics and b in self.metrics]
         self.pair_states = [PairState.new(d) for _ in self.pairs]
         self.seen = np.zeros(d, dtype=bool)
         self.missing = np.zeros(d)
         self.last_time: np.datetime64 | None = None
-        # open event per device
-        self.ev_open = np.zeros(d, dtype=bool)
-        self.ev_idle = np.zeros(d)
-        self.ev: dict[int, dict[str, Any]] = {}
+        #: open events per device index: list of dicts (start, end, idle, strength, metrics, ...)
+        self.ev: dict[int, list[dict[str, Any]]] = {}
         self.offsets = np.zeros(d, dtype="timedelta64[ns]")
+        self._interval = pd.Timedelta(minutes=5)
 
     # ------------------------------------------------------------------ stepping
     def run(self, panel: Panel, emit_from: np.datetime64 | None = None, flush: bool = True) -> list[Finding]:
@@ -184,44 +209,53 @@ class FleetDetector:
             self.offsets = np.where(have, np.asarray(panel.offsets, dtype="timedelta64[ns]")[np.maximum(idx, 0)],
                                     np.timedelta64(0, "ns"))
         buckets = bucket_of(panel.times)
+        minutes = np.asarray(panel.times, dtype="datetime64[m]").astype(np.int64).astype(float)
         d, m = len(self.device_ids), len(self.metrics)
         mpos = {name: j for j, name in enumerate(panel.metrics)}
         midx = np.array([mpos.get(name, -1) for name in self.metrics])
-        x_full = np.full((d, m), np.nan)
+        # one gather for the whole panel: (T, d, m) in the detector's device/metric order
+        cube = np.full((len(panel.times), d, m), np.nan)
+        if have.any():
+            sub = panel.values[:, idx[have]][:, :, np.where(midx >= 0, midx, 0)]
+            sub[:, :, midx < 0] = np.nan
+            cube[:, have] = sub
+        if self.counts.any():
+            cube[:, :, self.counts] = _fwd(cube[:, :, self.counts])
         for t in range(len(panel.times)):
-            x_full[:] = np.nan
-            if have.any():
-                sub = panel.values[t][idx[have]]
-                cols = np.where(midx >= 0, midx, 0)
-                vals = sub[:, cols]
-                vals[:, midx < 0] = np.nan
-                x_full[have] = vals
-            out.extend(self._step(panel.times[t], x_full, int(buckets[t])))
+            out.extend(self._step(panel.times[t], cube[t], int(buckets[t]), minutes[t]))
         if flush:
-            out.extend(self._close(np.flatnonzero(self.ev_open)))
+            out.extend(self._close_all())
         if emit_from is not None:
             out = [f for f in out if np.datetime64(f.start) >= emit_from]
         return out
 
-    def _step(self, ts: np.datetime64, x: np.ndarray, bucket: int) -> list[Finding]:
+    def _step(self, ts: np.datetime64, x: np.ndarray, bucket: int, now_min: float) -> list[Finding]:
         d, m = x.shape
-        res = step(self.series, x.reshape(-1), bucket, self.params)
+        p = self.params
+        res = step(self.series, x.reshape(-1), bucket, p, now_min)
         kind = res.kind.reshape(d, m).copy()
         strength = np.where(kind > 0, res.strength.reshape(d, m), 0.0)
-        expected = res.expected.reshape(d, m)
-        scale = res.scale.reshape(d, m)
+        onset = res.onset.reshape(d, m).copy()
         partner: dict[tuple[int, int], str] = {}
-        for (a, b), pst in zip(self.pairs, self.pair_states):
-            ja, jb = self.metrics.index(a), self.metrics.index(b)
-            z, pred, sc = pair_step(pst, x[:, ja], x[:, jb])
-            s = np.maximum(np.abs(z) / self.params.corr_z, np.sqrt(pst.ez) / self.params.corr_rms)
-            better = (s >= 1.0) & (strength[:, ja] < 1.0)
-            for i in np.flatnonzero(better):
-                partner[(int(i), ja)] = b
-                expected[i, ja] = pred[i]
-                scale[i, ja] = sc[i]
-            kind[:, ja] = np.where(better, CORR_CODE, kind[:, ja])
-            strength[:, ja] = np.where(better, s, strength[:, ja])
+        pair_band: dict[tuple[int, int], tuple[float, float]] = {}
+        if self.pairs and p.corr_rms < np.inf:
+            for (a, b), pst in zip(self.pairs, self.pair_states):
+                ja, jb = self.metrics.index(a), self.metrics.index(b)
+                z, pred, sc = pair_step(pst, x[:, ja], x[:, jb])
+                # sustained loss of the relationship, against the pair's own calibrated tail
+                rms = np.sqrt(pst.ez)
+                thr = _tail(pst.q90, pst.q99, p.corr_rms, p.margin)
+                s = rms / thr
+                quiet = (s < p.warn_frac) & (pst.n >= 288)
+                pst.q90 = _track(pst.q90, rms, 0.90, 0.01, quiet)
+                pst.q99 = _track(pst.q99, rms, 0.99, 0.05, quiet)
+                better = (s >= 1.0) & (strength[:, ja] < 1.0)
+                for i in np.flatnonzero(better):
+                    partner[(int(i), ja)] = b
+                    pair_band[(int(i), ja)] = (float(pred[i] - 3 * sc[i]), float(pred[i] + 3 * sc[i]))
+                kind[:, ja] = np.where(better, CORR_CODE, kind[:, ja])
+                strength[:, ja] = np.where(better, s, strength[:, ja])
+                onset[:, ja] = np.where(better, now_min, onset[:, ja])
         # outage: a device seen before that sends nothing for outage_steps intervals
         present = np.isfinite(x).any(axis=1)
         self.missing = np.where(present, 0, self.missing + self.seen)
@@ -230,57 +264,81 @@ class FleetDetector:
         self.last_time = ts
         fired_dev = (kind > 0).any(axis=1) | outage
         found: list[Finding] = []
-        # close events idle for more than gap intervals
-        self.ev_idle = np.where(self.ev_open & ~fired_dev, self.ev_idle + 1, 0)
-        stale = np.flatnonzero(self.ev_open & (self.ev_idle > self.gap))
-        found.extend(self._close(stale))
+        # age open events; close those idle for more than gap intervals
+        for i in list(self.ev):
+            keep = []
+            for ev in self.ev[i]:
+                ev["idle"] += 1
+                if ev["idle"] > self.gap:
+                    found.append(self._finding(i, ev))
+                else:
+                    keep.append(ev)
+            if keep:
+                self.ev[i] = keep
+            else:
+                del self.ev[i]
+        step_ns = np.timedelta64(int(self._interval.value), "ns")
+        expected = res.expected.reshape(d, m)
+        scale = res.scale.reshape(d, m)
         for i in np.flatnonzero(fired_dev):
             i = int(i)
+            now = ts + self.offsets[i]
             if outage[i]:
-                js, ks, ss = [], [OUTAGE_CODE], [1.0]
-                start = ts + self.offsets[i] - np.timedelta64(int(pd.Timedelta(self.interval_guess()).value * (self.outage_steps - 1)), "ns")
+                alarms = [("all", OUTAGE_CODE, 1.0, now - step_ns * (self.outage_steps - 1), None, None, None, None)]
             else:
-                js = list(np.flatnonzero(kind[i] > 0))
-                ks = [int(kind[i, j]) for j in js]
-                ss = [float(strength[i, j]) for j in js]
-                start = ts + self.offsets[i]
-            ev = self.ev.get(i) if self.ev_open[i] else None
-            if ev is None:
-                ev = {"start": start, "end": ts, "strength": 0.0, "metrics": {}, "kind": None}
-                self.ev[i] = ev
-                self.ev_open[i] = True
-            ev["end"] = ts + self.offsets[i]
-            for jj, (k, sv) in enumerate(zip(ks, ss)):
-                if outage[i]:
-                    mname = "all"
-                    obs, lo, hi = None, None, None
-                else:
-                    j = js[jj]
-                    mname = self.metrics[j]
+                alarms = []
+                for j in np.flatnonzero(kind[i] > 0):
+                    j = int(j)
+                    on = onset[i, j]
+                    on_t = now if not np.isfinite(on) else min(now, np.datetime64(int(on), "m").astype("datetime64[ns]") + self.offsets[i])
+                    if (i, j) in pair_band:
+                        lo, hi = pair_band[(i, j)]
+                    else:
+                        lo = float(expected[i, j] - 3 * scale[i, j])
+                        hi = float(expected[i, j] + 3 * scale[i, j])
                     obs = float(x[i, j])
-                    lo = float(expected[i, j] - 3 * scale[i, j])
-                    hi = float(expected[i, j] + 3 * scale[i, j])
+                    if self.counts[j]:
+                        lo, hi, obs = _inv(lo), _inv(hi), _inv(obs)
+                    alarms.append((self.metrics[j], int(kind[i, j]), float(strength[i, j]), on_t, obs, lo, hi,
+                                   partner.get((i, j))))
+            for mname, k, sv, on_t, obs, lo, hi, prt in alarms:
+                ev = self._event_for(i, mname, on_t, alone=k == OUTAGE_CODE)
+                ev["end"] = now
+                ev["idle"] = 0
+                ev["start"] = min(ev["start"], on_t)
                 rec = ev["metrics"].setdefault(mname, {"strength": 0.0})
                 if sv > rec["strength"]:
-                    rec.update(strength=sv, kind=ALL_KINDS[k], observed=obs, expected_low=lo,
-                               expected_high=hi, at=str(pd.Timestamp(ts)), partner=partner.get((i, js[jj])) if js else None)
+                    rec.update(strength=round(sv, 3), kind=ALL_KINDS[k], observed=obs, expected_low=lo,
+                               expected_high=hi, at=str(pd.Timestamp(ts)), partner=prt)
                 if sv > ev["strength"]:
                     ev["strength"], ev["kind"], ev["metric"] = sv, ALL_KINDS[k], mname
         return found
 
-    def interval_guess(self) -> pd.Timedelta:
-        return getattr(self, "_interval", pd.Timedelta(minutes=5))
+    def _event_for(self, i: int, metric: str, onset: np.datetime64, alone: bool = False) -> dict[str, Any]:
+        """The open event of device ``i`` this alarm belongs to (a new one if none fits; an outage
+        never joins an event of other metrics)."""
+        evs = self.ev.setdefault(i, [])
+        for ev in evs:
+            if metric in ev["metrics"]:
+                return ev
+        if alone:
+            evs = []
+            self.ev[i].append(ev := {"start": onset, "end": onset, "idle": 0, "strength": 0.0, "metrics": {},
+                                     "kind": None, "metric": None})
+            return ev
+        window = np.timedelta64(int(self._interval.value * self.merge), "ns")
+        if evs and abs(onset - evs[-1]["start"]) <= window:
+            return evs[-1]
+        ev = {"start": onset, "end": onset, "idle": 0, "strength": 0.0, "metrics": {}, "kind": None, "metric": None}
+        evs.append(ev)
+        return ev
 
-    def _close(self, devs: np.ndarray) -> list[Finding]:
-        out = []
-        for i in devs:
-            i = int(i)
-            ev = self.ev.pop(i, None)
-            self.ev_open[i] = False
-            self.ev_idle[i] = 0
-            if ev is None:
-                continue
-            out.append(self._finding(i, ev))
+    def interval_guess(self) -> pd.Timedelta:
+        return self._interval
+
+    def _close_all(self) -> list[Finding]:
+        out = [self._finding(i, ev) for i, evs in self.ev.items() for ev in evs]
+        self.ev = {}
         return out
 
     def _finding(self, i: int, ev: dict[str, Any]) -> Finding:
@@ -300,4 +358,35 @@ class FleetDetector:
 
     def open_findings(self) -> list[Finding]:
         """Events still open (for incremental runs: reported now, updated later)."""
-        return [self._finding(int(i), self.ev[int(i)]) for i in np.flatnonzero(self.ev_open) if int(i) in self.ev]
+        return [self._finding(i, ev) for i, evs in self.ev.items() for ev in evs]
+
+    # ------------------------------------------------------------------ per-device state
+    def device_state(self, i: int) -> dict[str, Any]:
+        """Everything the detector keeps about device index ``i`` (for ai_detector_state)."""
+        m = len(self.metrics)
+        sl = np.arange(i * m, (i + 1) * m)
+        return {
+            "version": 2, "metrics": self.metrics,
+            "series": self.series.take(sl).to_arrays(),
+            "pairs": [ps.take(np.array([i])).to_arrays() for ps in self.pair_states],
+            "seen": bool(self.seen[i]), "missing": float(self.missing[i]), "ev": self.ev.get(i, []),
+        }
+
+    def restore_device(self, i: int, blob: dict[str, Any]) -> bool:
+        """Load a saved device state into index ``i``; False (fresh start) if it does not fit."""
+        if blob.get("version") != 2 or blob.get("metrics") != self.metrics:
+            return False
+        m = len(self.metrics)
+        try:
+            part = SeriesState.from_arrays(blob["series"])
+        except KeyError:
+            return False
+        self.series.put(np.arange(i * m, (i + 1) * m), part)
+        for ps, arrays in zip(self.pair_states, blob["pairs"]):
+            for k, v in arrays.items():
+                getattr(ps, k)[i] = np.asarray(v)[0]
+        self.seen[i] = blob["seen"]
+        self.missing[i] = blob["missing"]
+        if blob["ev"]:
+            self.ev[i] = list(blob["ev"])
+        return True

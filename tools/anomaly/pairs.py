@@ -33,10 +33,13 @@ class PairState:
     #: EWMA of the squared (clipped) error z: a sustained loss of the relationship (values
     #: shuffled within their usual range) raises it although single points look ordinary
     ez: np.ndarray | None = None
+    #: the pair's own 90th / 99th percentile of sqrt(ez), for a per-device calibrated bar
+    q90: np.ndarray | None = None
+    q99: np.ndarray | None = None
 
     @classmethod
     def new(cls, s: int) -> "PairState":
-        return cls(*(np.zeros(s) for _ in range(8)))
+        return cls(*(np.zeros(s) for _ in range(8)), q90=np.full(s, 1.3), q99=np.full(s, 1.8))
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         return dict(self.__dict__)
@@ -45,6 +48,8 @@ class PairState:
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "PairState":
         out = cls(**{k: np.asarray(arrays[k]) for k in ("ma", "mb", "vb", "cab", "va", "edev", "n")})
         out.ez = np.asarray(arrays["ez"]) if "ez" in arrays else np.zeros_like(out.n)
+        out.q90 = np.asarray(arrays["q90"]) if "q90" in arrays else np.full_like(out.n, 1.3)
+        out.q99 = np.asarray(arrays["q99"]) if "q99" in arrays else np.full_like(out.n, 1.8)
         return out
 
     def take(self, idx: np.ndarray) -> "PairState":

@@ -17,17 +17,15 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import text
 
-from tools.anomaly.detector import SeriesState
 from tools.anomaly.engine import Finding, FleetDetector, panel_from_wide
-from tools.anomaly.pairs import PairState
 from tools.store.bulk import insert_frame, read_frame
 from tools.store.engine import Store
-from tools.store.metrics_io import load_metrics_wide
+from tools.store.metrics_io import list_metric_names, load_metrics_wide
 from tools.store.schema import NAMED_METRICS
 
-#: Extra metrics (from ``extra_metrics`` JSON) scored by default beside the nine named ones: the
-#: device-type health signals that carry real incidents (temperatures, humidity, payment latency,
-#: disk wait, gateway traffic). The other extras are inventory-like and left to explicit requests.
+#: Extra metrics (from ``extra_metrics`` JSON) that carry most real incidents (temperatures,
+#: humidity, payment latency, disk wait, gateway traffic). Kept for callers that want a small set;
+#: ``metrics="all"`` scores every metric (named and extra), each against its own calibrated tail.
 KEY_EXTRAS: tuple[str, ...] = ("temperature_celsius", "humidity_percent", "payment_auth_latency_ms",
                                "disk_io_wait_ms", "net_rx_kbps", "motor_temp_celsius")
 DEFAULT_METRICS: tuple[str, ...] = (*NAMED_METRICS, *KEY_EXTRAS)
@@ -63,12 +61,15 @@ def detect_anomalies(store: Store, *, scope: str = "fleet", ids: Sequence[int | 
                      metrics: Sequence[str] | None = None, persist: bool = True) -> list[Finding]:
     """Score every point of the chosen devices in ``[start, end)`` and return the findings.
 
+    ``metrics=None`` scores ``DEFAULT_METRICS`` (named + key extras); ``metrics="all"`` scores every
+    metric present (the nine named ones and every extra key).
+
     Each series starts from an empty state at ``start`` (the first day is spent learning the
     daily pattern), so give a window that includes some history before the period you care about.
     """
     device_ids = resolve_devices(store, scope, ids)
     devices = _device_rows(store, device_ids)
-    metric_list = list(metrics) if metrics else list(DEFAULT_METRICS)
+    metric_list = None if metrics == "all" else (list(metrics) if metrics else list(DEFAULT_METRICS))
     findings: list[Finding] = []
     all_ids = devices["id"].astype(int).tolist()
     for k in range(0, len(all_ids), CHUNK_DEVICES):
@@ -76,7 +77,8 @@ def detect_anomalies(store: Store, *, scope: str = "fleet", ids: Sequence[int | 
         wide = load_metrics_wide(store, device_ids=chunk, start=start, end=end, metrics=metric_list)
         if wide.empty:
             continue
-        used = [m for m in metric_list if m in wide.columns and wide[m].notna().any()]
+        names = metric_list or [c for c in wide.columns if c not in ("device_id", "timestamp")]
+        used = [m for m in names if m in wide.columns and wide[m].notna().any()]
         panel = panel_from_wide(wide, used)
         det = FleetDetector(panel.device_ids, used)
         findings.extend(det.run(panel))
@@ -111,8 +113,9 @@ def persist_findings(store: Store, findings: list[Finding], detected_at: datetim
             conn.execute(text('UPDATE ai_anomalies SET "end" = :e, score = :s, severity = :sev WHERE device_id = :d '
                               'AND metric = :m AND start = :st AND ("end" IS NULL OR "end" < :e)'),
                          {"e": f.end, "s": f.score, "sev": f.severity, "d": f.device_id, "m": f.metric, "st": f.start})
-        ids = read_frame(store, "SELECT id, device_id, metric, start FROM ai_anomalies WHERE start >= :lo",
-                         {"lo": min(f.start for f in findings)}, parse_dates=["start"])
+    # read back after the write transaction has committed (the reader may be another connection)
+    ids = read_frame(store, "SELECT id, device_id, metric, start FROM ai_anomalies WHERE start >= :lo",
+                     {"lo": min(f.start for f in findings)}, parse_dates=["start"])
     key = {(int(r.device_id), r.metric, pd.Timestamp(r.start).to_pydatetime()): int(r.id) for r in ids.itertuples()}
     for f in findings:
         f.id = key.get((f.device_id, f.metric, f.start))
@@ -154,43 +157,19 @@ def _load_states(store: Store) -> dict[int, dict[str, Any]]:
 
 
 def _save_states(store: Store, det: FleetDetector, last_ts: datetime, now: datetime) -> None:
-    m = len(det.metrics)
-    rows = []
-    for i, dev in enumerate(det.device_ids):
-        sl = np.arange(i * m, (i + 1) * m)
-        blob = {
-            "metrics": det.metrics,
-            "series": {k: v.astype(np.float32) if v.dtype == np.float64 and k.startswith("b_") else v
-                       for k, v in det.series.take(sl).to_arrays().items()},
-            "pairs": [ps.take(np.array([i])).to_arrays() for ps in det.pair_states],
-            "seen": bool(det.seen[i]), "missing": float(det.missing[i]),
-            "ev": det.ev.get(i) if det.ev_open[i] else None, "idle": float(det.ev_idle[i]),
-        }
-        rows.append({"key": f"{STATE_PREFIX}{dev}", "last_timestamp": last_ts,
-                     "state": pickle.dumps(blob, protocol=5), "updated_at": now})
+    rows = [{"key": f"{STATE_PREFIX}{dev}", "last_timestamp": last_ts,
+             "state": pickle.dumps(det.device_state(i), protocol=5), "updated_at": now}
+            for i, dev in enumerate(det.device_ids)]
     with store.engine.begin() as conn:
         conn.execute(text("DELETE FROM ai_detector_state WHERE key LIKE :p"), {"p": STATE_PREFIX + "%"})
     insert_frame(store, "ai_detector_state", pd.DataFrame(rows))
 
 
 def _restore(det: FleetDetector, states: dict[int, dict[str, Any]]) -> None:
-    m = len(det.metrics)
     for i, dev in enumerate(det.device_ids):
         st = states.get(dev)
-        if st is None or st["metrics"] != det.metrics:
-            continue
-        sl = slice(i * m, (i + 1) * m)
-        for k, v in st["series"].items():
-            getattr(det.series, k)[sl] = v
-        for ps, arrays in zip(det.pair_states, st["pairs"]):
-            for k, v in arrays.items():
-                getattr(ps, k)[i] = v[0]
-        det.seen[i] = st["seen"]
-        det.missing[i] = st["missing"]
-        if st["ev"] is not None:
-            det.ev[i] = st["ev"]
-            det.ev_open[i] = True
-            det.ev_idle[i] = st["idle"]
+        if st is not None:
+            det.restore_device(i, st)
 
 
 def scan_new(store: Store, now: datetime | None = None, *, warmup: timedelta = timedelta(days=7),
@@ -202,7 +181,11 @@ def scan_new(store: Store, now: datetime | None = None, *, warmup: timedelta = t
     """
     now = now or datetime.utcnow()
     states = _load_states(store)
-    metric_list = list(metrics) if metrics else list(DEFAULT_METRICS)
+    saved = next((st.get("metrics") for st in states.values() if st.get("version") == 2), None)
+    if metrics == "all":
+        metric_list = saved or list_metric_names(store)
+    else:
+        metric_list = list(metrics) if metrics else list(DEFAULT_METRICS)
     if states:
         last = read_frame(store, "SELECT MIN(last_timestamp) AS t FROM ai_detector_state WHERE key LIKE :p",
                           {"p": STATE_PREFIX + "%"}, parse_dates=["t"])["t"].iloc[0]
