@@ -18,6 +18,7 @@ Aggregation to daily means is done once per device-day, so the cost is one read 
 
 from __future__ import annotations
 
+import warnings
 from datetime import datetime, timedelta
 from typing import Sequence
 
@@ -47,6 +48,12 @@ DEGRADATION_METRICS: dict[str, tuple[str, int]] = {
     "printer_head_temp_celsius": ("°C", +1),
     "humidity_percent": ("%", +1),
     "payment_auth_latency_ms": ("ms", +1),
+    "signal_strength_dbm": ("dBm", -1),
+    "disk_percent": ("%", +1),
+    "app_heap_mb": ("MB", +1),
+    "db_query_ms": ("ms", +1),
+    "motor_temp_celsius": ("°C", +1),
+    "vibration_mm_s": ("mm/s", +1),
 }
 
 BASELINE_DAYS = 14
@@ -138,23 +145,43 @@ def daily_panel(store: Store, devices: pd.DataFrame, start: datetime, origin: da
     return panel
 
 
-def _roll(x: pd.Series, dev: pd.Series, window: int, how: str, min_periods: int = 1) -> pd.Series:
-    """Per-device rolling ``how`` (mean/min/sum/median) over ``window`` daily bins."""
-    r = x.groupby(dev, sort=False).rolling(window, min_periods=min_periods)
-    return getattr(r, how)().reset_index(level=0, drop=True)
+def _windows(a: np.ndarray, window: int) -> np.ndarray:
+    """Trailing windows along axis 1 (``[..., j, :]`` = columns ``j - window + 1 .. j``), NaN-padded."""
+    pad = np.full(a.shape[:-1] + (window - 1,), np.nan)
+    return np.lib.stride_tricks.sliding_window_view(np.concatenate([pad, a], axis=-1), window, axis=-1)
 
 
-def _slope(prev: pd.Series, kk: pd.Series, dev: pd.Series, window: int, min_n: int) -> pd.Series:
-    """Least-squares slope (units per day) of the last ``window`` daily means, NaN days skipped."""
-    valid = prev.notna().astype(float)
-    kv = kk * valid
-    xv = prev.fillna(0.0)
-    tmp = pd.DataFrame({"n": valid, "sk": kv, "skk": kv * kk, "sx": xv, "skx": kv * xv})
-    sums = tmp.groupby(dev, sort=False).rolling(window, min_periods=1).sum().reset_index(level=0, drop=True)
-    n = sums["n"].where(sums["n"] > 0)
-    var_k = sums["skk"] / n - (sums["sk"] / n) ** 2
-    cov = sums["skx"] / n - (sums["sk"] / n) * (sums["sx"] / n)
-    return (cov / var_k.where(var_k > 1e-9)).where(sums["n"] >= min_n)
+def _rsum(a: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """Trailing-window sum of the non-NaN values along axis 1, and how many there were."""
+    v = np.where(np.isnan(a), 0.0, a)
+    n = (~np.isnan(a)).astype(float)
+    cs = np.concatenate([np.zeros(a.shape[:-1] + (1,)), np.cumsum(v, axis=-1)], axis=-1)
+    cn = np.concatenate([np.zeros(a.shape[:-1] + (1,)), np.cumsum(n, axis=-1)], axis=-1)
+    lo = np.maximum(np.arange(1, a.shape[-1] + 1) - window, 0)
+    hi = np.arange(1, a.shape[-1] + 1)
+    return cs[..., hi] - cs[..., lo], cn[..., hi] - cn[..., lo]
+
+
+def _rmean(a: np.ndarray, window: int, min_periods: int = 1) -> np.ndarray:
+    s, n = _rsum(a, window)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n >= min_periods, s / np.maximum(n, 1), np.nan)
+
+
+def _rslope(a: np.ndarray, window: int, min_n: int) -> np.ndarray:
+    """Least-squares slope (units per bin) over the trailing ``window`` bins, NaN bins skipped."""
+    k = np.broadcast_to(np.arange(a.shape[-1], dtype=float), a.shape)
+    kv = np.where(np.isnan(a), np.nan, k)
+    n = _rsum(a, window)[1]
+    sk = _rsum(kv, window)[0]
+    skk = _rsum(kv * kv, window)[0]
+    sx = _rsum(a, window)[0]
+    skx = _rsum(kv * a, window)[0]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        nn = np.where(n > 0, n, np.nan)
+        var_k = skk / nn - (sk / nn) ** 2
+        cov = skx / nn - (sk / nn) * (sx / nn)
+        return np.where((n >= min_n) & (var_k > 1e-9), cov / np.where(var_k > 1e-9, var_k, 1.0), np.nan)
 
 
 def _rolling_features(panel: pd.DataFrame) -> pd.DataFrame:
@@ -170,44 +197,57 @@ def _rolling_features(panel: pd.DataFrame) -> pd.DataFrame:
       it makes over that span in noise units, signed so + = worse); ``_trend30_z`` the same over
       ``LONG_TREND_DAYS`` (slow wear: a battery losing 0.8 points a day).
     - ``_drift``: the level gap in the metric's own units (for explanations).
+
+    The panel is laid out once as a (device x day) array per metric, so every rolling window is a
+    numpy operation over the whole fleet (no per-device Python loop).
     """
     metrics = [m for m in DEGRADATION_METRICS if m in panel.columns]
     if panel.empty:
         return pd.DataFrame(columns=["device_id", "k"])
-    # a complete grid of bins per device, so rolling windows count days, not rows
-    parts = []
-    for dev, g in panel.groupby("device_id", sort=False):
-        ks = np.arange(int(g["k"].min()), int(g["k"].max()) + 2)  # +1: the bin right after the data
-        parts.append(g.set_index("k").reindex(ks).assign(device_id=dev).rename_axis("k").reset_index())
-    full = pd.concat(parts, ignore_index=True)
-    dev = full["device_id"]
-    grp = full.groupby("device_id", sort=False)
-    out = {"device_id": full["device_id"].to_numpy(), "k": full["k"].to_numpy()}
-    kk = full["k"].astype(float) - 1.0
+    devs = np.sort(panel["device_id"].unique())
+    k0, k1 = int(panel["k"].min()), int(panel["k"].max()) + 1  # +1: the bin right after the data
+    ks = np.arange(k0, k1 + 1)
+    rows = np.searchsorted(devs, panel["device_id"].to_numpy())
+    cols = panel["k"].to_numpy(int) - k0
+
+    def grid(col: str, fill: float = np.nan) -> np.ndarray:
+        g = np.full((len(devs), len(ks)), fill)
+        g[rows, cols] = panel[col].to_numpy(float)
+        # "bins before k": shift right by one
+        return np.concatenate([np.full((len(devs), 1), fill), g[:, :-1]], axis=1)
+
+    out = {"device_id": np.repeat(devs, len(ks)), "k": np.tile(ks, len(devs))}
     for m in metrics:
         sign = float(DEGRADATION_METRICS[m][1])
-        prev = grp[m].shift(1).astype(float)  # bins before k
-        recent = _roll(prev, dev, 3, "mean")
-        week = _roll(prev, dev, 7, "mean", min_periods=3)
-        best = sign * _roll(sign * week, dev, REFERENCE_DAYS, "min")
-        noise = _roll(prev.groupby(dev, sort=False).diff().abs(), dev, REFERENCE_DAYS, "median", min_periods=3)
-        floor = 1e-3 * np.maximum(week.abs(), 1.0)
-        sd = np.maximum(noise.fillna(floor), floor)
+        prev = grid(m)
+        recent = _rmean(prev, 3)
+        week = _rmean(prev, 7, min_periods=3)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows -> NaN, as intended
+            best = sign * np.nanmin(_windows(sign * week, REFERENCE_DAYS), axis=-1)
+            diffs = np.abs(np.diff(prev, axis=1, prepend=np.nan))
+            w = _windows(diffs, REFERENCE_DAYS)
+            noise = np.nanmedian(w, axis=-1)
+            noise = np.where((~np.isnan(w)).sum(axis=-1) >= 3, noise, np.nan)
+        floor = 1e-3 * np.maximum(np.abs(week), 1.0)
+        floor = np.where(np.isnan(floor), 1e-3, floor)
+        sd = np.maximum(np.where(np.isnan(noise), floor, noise), floor)
         drift = sign * (recent - best)
-        out[f"{m}_level"] = (drift / sd).to_numpy()
-        out[f"{m}_drift"] = (recent - best).to_numpy()
-        out[f"{m}_now"] = recent.to_numpy()
-        slope = _slope(prev, kk, dev, TREND_DAYS, 5)
-        out[f"{m}_trend"] = slope.to_numpy()
-        out[f"{m}_trend_z"] = (sign * slope * TREND_DAYS / sd).to_numpy()
-        slope30 = _slope(prev, kk, dev, LONG_TREND_DAYS, 10)
-        out[f"{m}_trend30"] = slope30.to_numpy()
-        out[f"{m}_trend30_z"] = (sign * slope30 * LONG_TREND_DAYS / sd).to_numpy()
+        out[f"{m}_level"] = (drift / sd).ravel()
+        out[f"{m}_drift"] = (recent - best).ravel()
+        out[f"{m}_now"] = recent.ravel()
+        slope = _rslope(prev, TREND_DAYS, 5)
+        out[f"{m}_trend"] = slope.ravel()
+        out[f"{m}_trend_z"] = (sign * slope * TREND_DAYS / sd).ravel()
+        slope30 = _rslope(prev, LONG_TREND_DAYS, 10)
+        out[f"{m}_trend30"] = slope30.ravel()
+        out[f"{m}_trend30_z"] = (sign * slope30 * LONG_TREND_DAYS / sd).ravel()
     sums = {}
     for c in ("error_logs", "failed_checks", "checks"):
-        prev = grp[c].shift(1).fillna(0.0)
-        sums[c] = _roll(prev, dev, 7, "sum").to_numpy()
-        sums[c + "_30"] = _roll(prev, dev, LONG_TREND_DAYS, "sum").to_numpy()
+        prev = grid(c, 0.0) if c in panel.columns else np.zeros((len(devs), len(ks)))
+        prev = np.where(np.isnan(prev), 0.0, prev)
+        sums[c] = _rsum(prev, 7)[0].ravel()
+        sums[c + "_30"] = _rsum(prev, LONG_TREND_DAYS)[0].ravel()
     res = pd.DataFrame(out)
     res["error_logs_7d"] = sums["error_logs"]
     # error-log trend: last week's rate against the three weeks before it (log ratio, smoothed)

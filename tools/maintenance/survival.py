@@ -90,6 +90,9 @@ _NAMES = {"temperature_celsius": "temperature", "fan_speed_rpm": "fan speed", "d
           "tcp_retransmits": "TCP retransmits", "network_latency_ms": "network latency",
           "card_reader_errors": "card-reader errors", "printer_errors": "printer errors",
           "printer_head_temp_celsius": "printer head temperature", "humidity_percent": "humidity",
+          "signal_strength_dbm": "signal strength", "disk_percent": "disk use", "app_heap_mb": "app heap",
+          "db_query_ms": "database query time", "motor_temp_celsius": "motor temperature",
+          "vibration_mm_s": "vibration",
           "payment_auth_latency_ms": "payment auth latency", "memory_percent": "memory use",
           "swap_used_mb": "swap use", "gc_pause_ms": "GC pauses", "error_rate": "error rate"}
 
