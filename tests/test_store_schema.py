@@ -37,3 +37,21 @@ def test_explicit_ids_do_not_break_later_generated_ids(store):
                           "VALUES ('SITE-CCCC-DDDD', 'Leeds', true, true, 'active')"))
         ids = sorted(r[0] for r in conn.execute(text("SELECT id FROM sites")))
     assert ids[0] == 7 and ids[1] > 7
+
+
+def test_binary_columns_round_trip_through_the_bulk_writer(store):
+    """Detector state is pickled bytes: COPY on PostgreSQL and executemany on SQLite both keep it."""
+    from datetime import datetime
+
+    import pandas as pd
+    from sqlalchemy import text
+
+    from tools.store.bulk import insert_frame
+
+    blob = bytes(range(256)) + b"\\\t\n"
+    insert_frame(store, "ai_detector_state",
+                 pd.DataFrame({"key": ["d1"], "state": [blob], "updated_at": [datetime(2026, 1, 1)]}),
+                 conflict=("key",))
+    with store.engine.connect() as conn:
+        stored = conn.execute(text("SELECT state FROM ai_detector_state WHERE key = 'd1'")).scalar_one()
+    assert bytes(stored) == blob

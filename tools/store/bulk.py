@@ -222,6 +222,8 @@ def _copy_column(col: pd.Series) -> np.ndarray:
 
 
 def _text_value(value: Any) -> str:
+    if isinstance(value, (bytes, bytearray, memoryview)):  # bytea hex input; the caller escapes the backslash
+        return "\\x" + bytes(value).hex()
     if isinstance(value, bool) or isinstance(value, np.bool_):
         return "t" if value else "f"
     if hasattr(value, "isoformat"):
