@@ -119,3 +119,41 @@ def test_unsorted_and_duplicate_timestamps_are_handled_like_sorted_ones() -> Non
     panel = panel_from_wide(messy, METRICS)
     got = FleetDetector(panel.device_ids, METRICS).run(panel)
     assert [(f.start, f.kind) for f in got] == [(f.start, f.kind) for f in _detect(cols)]
+
+
+def test_bursty_poisson_counts_without_an_anomaly_give_no_finding() -> None:
+    """Queue depth / connection counts are bursty: Poisson noise around a daily load curve must
+    not fire (counts are variance-stabilised and every series calibrates its own tail)."""
+    rng = np.random.default_rng(5)
+    hour = TS.hour.to_numpy() + TS.minute.to_numpy() / 60
+    busy = np.clip(np.sin((hour - 6) / 12 * np.pi), 0, None)
+    frame = pd.DataFrame({"device_id": 1, "timestamp": TS, "queue_depth": rng.poisson(0.15 + 6 * busy ** 2).astype(float),
+                          "active_connections": rng.poisson(2 + 10 * busy).astype(float)})
+    panel = panel_from_wide(frame, ["queue_depth", "active_connections"])
+    assert FleetDetector(panel.device_ids, panel.metrics).run(panel) == []
+
+
+def test_a_lasting_level_shift_is_one_finding_that_starts_at_the_shift() -> None:
+    """While a series is anomalous its baseline is frozen, so a shift lasting a day stays one
+    episode (not one finding per hour as the baseline adapts)."""
+    c = _base()
+    c["network_latency_ms"][AT:AT + 288] += 25
+    found = [f for f in _detect(c) if "network_latency_ms" in f.metrics]
+    assert len(found) == 1
+    delay = (found[0].start - TS[AT].to_pydatetime()) / pd.Timedelta(minutes=5)
+    assert 0 <= delay <= 2 and found[0].kind in {"level_shift", "spike"}
+
+
+def test_thresholds_are_calibrated_per_series() -> None:
+    """The same 6-unit jump is a spike on a quiet series and ordinary on a heavy-tailed one."""
+    rng = np.random.default_rng(3)
+    quiet = 50 + rng.normal(0, 1, N)
+    heavy = 50 + rng.standard_t(2, N) * 1.0
+    quiet[AT] += 8
+    heavy[AT] += 8
+    frame = pd.DataFrame({"device_id": [1] * N + [2] * N, "timestamp": list(TS) * 2,
+                          "network_latency_ms": np.concatenate([quiet, heavy])})
+    panel = panel_from_wide(frame, ["network_latency_ms"])
+    found = FleetDetector(panel.device_ids, panel.metrics).run(panel)
+    at_spike = {f.device_id for f in found if f.start == TS[AT].to_pydatetime()}
+    assert at_spike == {1}

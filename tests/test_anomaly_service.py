@@ -62,3 +62,14 @@ def test_incremental_scan_scores_only_new_points_and_keeps_state(sqlite_store) -
     assert [(f.device_id, f.kind, f.start) for f in later] == [(1, "spike", SPIKE_AT)]
     again = scan_new(sqlite_store, now=SPIKE_AT + timedelta(minutes=5))
     assert again == [] or all(f.start == SPIKE_AT for f in again)
+
+
+def test_postgres_batch_and_incremental_agree(pg_store) -> None:
+    """The same spike is found by the batch API and by incremental scans on PostgreSQL."""
+    _seed(pg_store, days=8)
+    assert scan_new(pg_store, now=START + timedelta(days=8) - timedelta(minutes=5)) == []
+    _seed(pg_store, days=1, start=START + timedelta(days=8))
+    later = scan_new(pg_store, now=SPIKE_AT + timedelta(minutes=5))
+    assert [(f.device_id, f.kind, f.start) for f in later] == [(1, "spike", SPIKE_AT)]
+    batch = detect_anomalies(pg_store, metrics=["cpu_percent", "memory_percent"], persist=False)
+    assert [(f.device_id, f.kind, f.start) for f in batch] == [(1, "spike", SPIKE_AT)]

@@ -64,6 +64,7 @@ class DetectorParams:
     var_floor: float = 3.0
     margin: float = 1.1
     young_mult: float = 1.4
+    young_level_mult: float = 2.0
     warn_frac: float = 0.6
     drift_steps: int = 24
     stuck_min: int = 8
@@ -88,9 +89,9 @@ def bucket_of(ts: np.ndarray) -> np.ndarray:
 _BUCKET_FIELDS = ("b_loc", "b_n")
 _SLOT_FIELDS = ("s_loc", "s_dev", "s_n")
 _SERIES_FIELDS = ("g_loc", "g_rdev", "g_edev", "g_n", "c0", "c1", "r_prev", "fast", "vv",
-                  "q_sp90", "q_sp99", "q_lv90", "q_lv99", "q_vr90", "q_vr99", "last", "run", "run_t",
-                  "max_run", "repeat", "step", "ep", "calm", "ep_len", "lv_warn", "vr_warn")
-_INIT = {"q_sp90": 1.645, "q_sp99": 2.576, "q_lv90": 1.645, "q_lv99": 2.576, "q_vr90": 1.3,
+                  "q_sp90", "q_sp99", "q_dn90", "q_dn99", "q_lv90", "q_lv99", "q_vr90", "q_vr99", "last", "run", "run_t",
+                  "max_run", "repeat", "step", "min_scale", "lv_kind", "ep", "calm", "ep_len", "lv_warn", "vr_warn")
+_INIT = {"q_sp90": 1.645, "q_sp99": 2.576, "q_dn90": 1.645, "q_dn99": 2.576, "q_lv90": 1.645, "q_lv99": 2.576, "q_vr90": 1.3,
          "q_vr99": 1.6, "vv": 1.0, "r_prev": np.nan, "last": np.nan, "lv_warn": np.nan,
          "vr_warn": np.nan, "run_t": np.nan, "step": np.inf}
 
@@ -115,6 +116,8 @@ class SeriesState:
     vv: np.ndarray
     q_sp90: np.ndarray
     q_sp99: np.ndarray
+    q_dn90: np.ndarray
+    q_dn99: np.ndarray
     q_lv90: np.ndarray
     q_lv99: np.ndarray
     q_vr90: np.ndarray
@@ -125,6 +128,8 @@ class SeriesState:
     max_run: np.ndarray
     repeat: np.ndarray
     step: np.ndarray  # smallest non-zero change seen (quantisation step)
+    lv_kind: np.ndarray  # level alarm label fixed when it first fired (3 shift, 4 drift)
+    min_scale: np.ndarray  # known noise floor (1.0 for Anscombe-transformed counts: Poisson sd)
     ep: np.ndarray
     calm: np.ndarray
     ep_len: np.ndarray
@@ -219,14 +224,14 @@ def step(state: SeriesState, x: np.ndarray, bucket: int, p: DetectorParams, now_
     # hierarchical location: the quarter hour of any day, moved towards this weekday's own
     # quarter hour as that bucket gathers samples (empirical-Bayes shrinkage), global while young
     use_s = sn >= p.min_slot
-    wb = np.where(bn > 0, bn / (bn + p.min_bucket * 2.0), 0.0)
+    wb = np.where(bn > 0, bn / (bn + p.min_bucket * 0.5), 0.0)
     loc = np.where(use_s, sl + wb * (bl - sl), np.where(bn > 0, bl, state.g_loc))
     young = bn < p.min_bucket
     r = np.where(valid, x - loc, 0.0)
 
     # robust scales: residual (marginal) and innovation (one step ahead), with floors
     qfloor = np.where(np.isfinite(state.step), 0.5 * state.step, 0.0)
-    floor = np.maximum(np.maximum(p.rel_floor * np.abs(loc), p.abs_floor), qfloor)
+    floor = np.maximum(np.maximum(np.maximum(p.rel_floor * np.abs(loc), p.abs_floor), qfloor), state.min_scale)
     rscale = np.maximum(1.2533 * state.g_rdev, floor)
     phi = np.clip(np.where(state.c0 > 0, state.c1 / np.maximum(state.c0, 1e-12), 0.0), 0.0, 0.97)
     has_prev = np.isfinite(state.r_prev)
@@ -254,8 +259,11 @@ def step(state: SeriesState, x: np.ndarray, bucket: int, p: DetectorParams, now_
     s_sp = np.abs(ze)
 
     ym = np.where(young, p.young_mult, 1.0)
+    # two-sided calibration: latencies have a heavy upper tail and a light lower one, so a dip
+    # can be judged by a lower bar than a spike on the same series
     thr_sp = _tail(state.q_sp90, state.q_sp99, p.spike_floor, p.margin) * ym
-    thr_lv = _tail(state.q_lv90, state.q_lv99, p.level_floor, p.margin) * ym
+    thr_dn = _tail(state.q_dn90, state.q_dn99, p.spike_floor, p.margin) * ym
+    thr_lv = _tail(state.q_lv90, state.q_lv99, p.level_floor, p.margin) * np.where(young, p.young_level_mult, 1.0)
     thr_vr = _tail(state.q_vr90, state.q_vr99, p.var_floor, p.margin)
 
     same = valid & (x == state.last)
@@ -266,10 +274,11 @@ def step(state: SeriesState, x: np.ndarray, bucket: int, p: DetectorParams, now_
 
     st = np.vstack([
         np.where(ze > 0, s_sp / thr_sp, 0.0),
-        np.where(ze < 0, s_sp / thr_sp, 0.0),
+        np.where(ze < 0, s_sp / thr_dn, 0.0),
         s_lv / thr_lv,
         np.zeros_like(s_lv),
-        np.where(young, 0.0, vv / thr_vr),
+        # large innovations that are really a moved level are a shift, not erratic behaviour
+        np.where(young | (s_lv >= p.warn_frac * thr_lv), 0.0, vv / thr_vr),
         np.where(varies & ready, run / stuck_bar, 0.0),
     ])
     st[:, ~ready] = 0.0
@@ -282,7 +291,10 @@ def step(state: SeriesState, x: np.ndarray, bucket: int, p: DetectorParams, now_
     lv_warn = np.where(ready, np.where(s_lv >= warn * thr_lv, np.where(np.isfinite(state.lv_warn), state.lv_warn, now_min), np.nan), state.lv_warn)
     vr_warn = np.where(ready, np.where(vv >= warn * thr_vr, np.where(np.isfinite(state.vr_warn), state.vr_warn, now_min), np.nan), state.vr_warn)
     slow = (now_min - lv_warn) > p.drift_steps * 5.0
-    kind = np.where((kind == 3) & slow, 4, kind)
+    # a level alarm is a drift if it took long to build up; the label is fixed when it first fires
+    new_lv = (kind == 3) & (state.lv_kind == 0)
+    state.lv_kind = np.where(new_lv, np.where(slow, 4.0, 3.0), np.where(s_lv < warn * thr_lv, 0.0, state.lv_kind))
+    kind = np.where(kind == 3, state.lv_kind.astype(int), kind)
     onset = np.full(len(x), np.nan)
     onset = np.where((kind == 1) | (kind == 2), now_min, onset)
     onset = np.where((kind == 3) | (kind == 4), lv_warn, onset)
@@ -312,9 +324,10 @@ def step(state: SeriesState, x: np.ndarray, bucket: int, p: DetectorParams, now_
     rg = np.where(ready, np.clip(rg, -p.clip * rscale, p.clip * rscale), rg)
     state.g_loc = np.where(first, x, state.g_loc + ag * rg)
     ags = ag * learn_scale
-    state.g_rdev = state.g_rdev + ags * (np.abs(rc) * (state.g_n > 0) - state.g_rdev) * (state.g_n > 0)
-    state.g_edev = state.g_edev + ags * (np.abs(ec) * has_prev - state.g_edev) * has_prev
     started = state.g_n > 0
+    # scales: EW mean absolute (Huber-clipped) residual and innovation
+    state.g_rdev = state.g_rdev + ags * (np.abs(rc) * started - state.g_rdev) * started
+    state.g_edev = state.g_edev + ags * (np.abs(ec) * has_prev - state.g_edev) * has_prev
     state.c0 = state.c0 + ag * started * (rc * rc - state.c0)
     state.c1 = state.c1 + ag * started * has_prev * (rc * np.where(has_prev, np.clip(state.r_prev, -p.clip * rscale, p.clip * rscale), 0.0) - state.c1)
     state.g_n = state.g_n + learn
@@ -328,8 +341,10 @@ def step(state: SeriesState, x: np.ndarray, bucket: int, p: DetectorParams, now_
     state.s_dev[slot] = np.where(learn_scale & has_prev, np.where(sd > 0, sd + as_ * (np.abs(ec) - sd), np.abs(ec)), sd)
     state.s_n[slot] = sn + learn
     upd = learn_scale & ready
-    state.q_sp90 = _track(state.q_sp90, s_sp, 0.90, 0.05, upd)
-    state.q_sp99 = _track(state.q_sp99, s_sp, 0.99, 0.3, upd)
+    state.q_sp90 = _track(state.q_sp90, ze, 0.95, 0.05, upd)
+    state.q_sp99 = _track(state.q_sp99, ze, 0.995, 0.3, upd)
+    state.q_dn90 = _track(state.q_dn90, -ze, 0.95, 0.05, upd)
+    state.q_dn99 = _track(state.q_dn99, -ze, 0.995, 0.3, upd)
     upd_lv = learn & ready  # the level tail learns from warning excursions too (no censoring)
     state.q_lv90 = _track(state.q_lv90, s_lv, 0.90, 0.01, upd_lv)
     state.q_lv99 = _track(state.q_lv99, s_lv, 0.99, 0.05, upd_lv)

@@ -184,10 +184,14 @@ class FleetDetector:
         d, m = len(self.device_ids), len(self.metrics)
         self.series = SeriesState.new(d * m)
         self.counts = np.array([is_count(k) for k in self.metrics])
+        # after the Anscombe transform a Poisson count has unit sd: no count series is quieter
+        self.series.min_scale[:] = np.tile(np.where(self.counts, 1.0, 0.0), d) if m else 0.0
         self.pairs = [(a, b) for a, b in DEFAULT_PAIRS if a in self.metrics and b in self.metrics]
         self.pair_states = [PairState.new(d) for _ in self.pairs]
         self.seen = np.zeros(d, dtype=bool)
         self.missing = np.zeros(d)
+        self.gapmax = np.zeros(d)
+        self.outage_cap = 6
         self.last_time: np.datetime64 | None = None
         #: open events per device index: list of dicts (start, end, idle, strength, metrics, ...)
         self.ev: dict[int, list[dict[str, Any]]] = {}
@@ -257,10 +261,15 @@ class FleetDetector:
                 strength[:, ja] = np.where(better, s, strength[:, ja])
                 onset[:, ja] = np.where(better, now_min, onset[:, ja])
         # outage: a device seen before that sends nothing for outage_steps intervals
+        # the bar is calibrated per device: longer than the longest short gap it has shown (random
+        # dropped samples), capped so a real outage of half an hour always counts
         present = np.isfinite(x).any(axis=1)
+        ended = present & (self.missing > 0) & (self.missing < self.outage_cap)
+        self.gapmax = np.where(ended, np.maximum(self.gapmax, self.missing), self.gapmax)
         self.missing = np.where(present, 0, self.missing + self.seen)
         self.seen |= present
-        outage = self.missing == self.outage_steps
+        bar = self.outage_bar()
+        outage = self.missing == bar
         self.last_time = ts
         fired_dev = (kind > 0).any(axis=1) | outage
         found: list[Finding] = []
@@ -284,7 +293,7 @@ class FleetDetector:
             i = int(i)
             now = ts + self.offsets[i]
             if outage[i]:
-                alarms = [("all", OUTAGE_CODE, 1.0, now - step_ns * (self.outage_steps - 1), None, None, None, None)]
+                alarms = [("all", OUTAGE_CODE, 1.0, now - step_ns * int(bar[i] - 1), None, None, None, None)]
             else:
                 alarms = []
                 for j in np.flatnonzero(kind[i] > 0):
@@ -333,6 +342,10 @@ class FleetDetector:
         evs.append(ev)
         return ev
 
+    def outage_bar(self) -> np.ndarray:
+        """Missing intervals that make an outage, per device."""
+        return np.minimum(np.maximum(self.outage_steps, self.gapmax + 1), self.outage_cap)
+
     def interval_guess(self) -> pd.Timedelta:
         return self._interval
 
@@ -369,7 +382,8 @@ class FleetDetector:
             "version": 2, "metrics": self.metrics,
             "series": self.series.take(sl).to_arrays(),
             "pairs": [ps.take(np.array([i])).to_arrays() for ps in self.pair_states],
-            "seen": bool(self.seen[i]), "missing": float(self.missing[i]), "ev": self.ev.get(i, []),
+            "seen": bool(self.seen[i]), "missing": float(self.missing[i]), "gapmax": float(self.gapmax[i]),
+            "ev": self.ev.get(i, []),
         }
 
     def restore_device(self, i: int, blob: dict[str, Any]) -> bool:
@@ -387,6 +401,7 @@ class FleetDetector:
                 getattr(ps, k)[i] = np.asarray(v)[0]
         self.seen[i] = blob["seen"]
         self.missing[i] = blob["missing"]
+        self.gapmax[i] = blob.get("gapmax", 0.0)
         if blob["ev"]:
             self.ev[i] = list(blob["ev"])
         return True
