@@ -8,7 +8,9 @@ no per-file tuning). Signals:
 * ``novel``: novelty of the quantised recent context (CAD-OSE-like: a pattern of the last
   three quantised values never seen before);
 
-combined into one score, and (``score_ensemble``, the detector ``bench nab`` runs) maxed with
+combined into one score (``residual_score``; the NAB-protocol detector in
+``tools.anomaly.nab_ensemble`` fuses it with CAD OSE), and (``score_ensemble``, the causal
+variant ``bench nab`` reports as ``causal_*``) maxed with
 the raw score of our causal CAD OSE port (``tools.anomaly.cad_ose``: contexts of quantised
 values, range fixed from the first rows only), weighted so the two are on one scale, and finally
 passed through ``suppress_repeats`` so one event fires once (NAB counts the earliest detection
