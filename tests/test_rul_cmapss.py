@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tools.maintenance.rul_seq import engine_windows, torch_available
 from tools.maintenance.rul import (
     RULInputError,
     RULRegressor,
@@ -58,14 +59,14 @@ def test_phm_score_punishes_late_more_than_early() -> None:
 
 def test_fit_predicts_one_value_per_engine_and_learns_wear() -> None:
     train, test = _fleet(15, seed=1), _fleet(6, seed=2)
-    model = RULRegressor(sensors=SENSORS, n_folds=3, seed=0, learning_rate=0.2).fit(train)
+    model = RULRegressor(sensors=SENSORS, n_folds=3, seed=0, learning_rate=0.2, sequence=None).fit(train)
     # cut each test engine 30 cycles before its failure
     last = test.groupby("unit")["cycle"].transform("max")
     cut = test[test.cycle <= last - 30]
     pred = model.predict(cut)
     assert list(pred.index) == sorted(cut.unit.unique())
     assert rmse(pred.to_numpy(), np.full(len(pred), 30.0)) < 20
-    again = RULRegressor(sensors=SENSORS, n_folds=3, seed=0, learning_rate=0.2).fit(train).predict(cut)
+    again = RULRegressor(sensors=SENSORS, n_folds=3, seed=0, learning_rate=0.2, sequence=None).fit(train).predict(cut)
     np.testing.assert_allclose(pred.to_numpy(), again.to_numpy())  # deterministic
 
 
@@ -78,3 +79,40 @@ def test_bad_input_says_how_to_fix_it() -> None:
         trajectory_features(df, SENSORS)
     with pytest.raises(RULInputError, match="fit"):
         RULRegressor().predict(df)
+
+
+def test_windows_end_at_their_cycle_and_pad_short_histories_with_the_first_cycle() -> None:
+    df = _fleet(3)
+    lo, hi = df[list(SENSORS)].min().to_numpy(), df[list(SENSORS)].max().to_numpy()
+    wins, idx = engine_windows(df, SENSORS, 5, lo, hi)
+    assert wins.shape == (len(df), 5, len(SENSORS) + 1) and list(idx) == list(df.index)
+    unit1 = df[df.unit == 1]
+    scaled = (unit1[list(SENSORS)].to_numpy() - lo) / (hi - lo) * 2 - 1
+    np.testing.assert_allclose(wins[9, :, :2], scaled[5:10], rtol=1e-5)  # cycles 6..10 end at row of cycle 10
+    np.testing.assert_allclose(wins[1, :, :2], scaled[[0, 0, 0, 0, 1]], rtol=1e-5)  # cycle 2: padded with cycle 1
+    last, last_idx = engine_windows(df, SENSORS, 5, lo, hi, last_only=True)
+    assert len(last) == 3 and list(df.loc[last_idx, "cycle"]) == list(df.groupby("unit")["cycle"].max())
+
+
+@pytest.mark.skipif(not torch_available(), reason="torch is optional (pip install .[rul])")
+def test_tree_and_window_mlp_blend_is_deterministic_and_learns_wear() -> None:
+    train, test = _fleet(15, seed=1), _fleet(6, seed=2)
+    last = test.groupby("unit")["cycle"].transform("max")
+    cut = test[test.cycle <= last - 30]
+    kw = dict(sensors=SENSORS, n_folds=3, seed=0, learning_rate=0.2, sequence="mlp", seq_window=10, seq_epochs=8)
+    model = RULRegressor(**kw).fit(train)
+    assert model.sequence == "mlp" and len(model.seq_model_.models_) == 3
+    pred = model.predict(cut)
+    assert list(pred.index) == sorted(cut.unit.unique())
+    assert rmse(pred.to_numpy(), np.full(len(pred), 30.0)) < 25
+    trees = RULRegressor(**{**kw, "sequence": None}).fit(train).predict(cut)
+    assert not np.allclose(pred.to_numpy(), trees.to_numpy())  # the MLP really takes part
+    np.testing.assert_allclose(pred.to_numpy(), RULRegressor(**kw).fit(train).predict(cut).to_numpy())
+    every = model.predict(cut, last_only=False)
+    assert len(every) == len(cut)
+    np.testing.assert_allclose(every.groupby(cut.loc[every.index, "unit"]).last().to_numpy(), pred.to_numpy())
+
+
+def test_unknown_sequence_model_is_refused_in_one_sentence() -> None:
+    with pytest.raises(RULInputError, match="sequence must be"):
+        RULRegressor(sequence="lstm")
