@@ -122,3 +122,21 @@ def test_bad_input_says_how_to_fix_it() -> None:
         FailureRiskModel().fit(df)
     with pytest.raises(RiskInputError, match="fit"):
         FailureRiskModel().predict_risk(df)
+
+
+def test_wear_projection_says_how_far_and_how_soon_a_metric_reaches_the_failure_level() -> None:
+    """Fans in the training history failed ~600 rpm below their healthy speed; this one is 300 rpm
+    down and losing 20 rpm a day: halfway there, 15 days to go. Its healthy twin projects nothing."""
+    from tools.maintenance.survival import learn_failure_levels, wear_projection
+
+    history = pd.DataFrame({"device_type": "gateway", "event": True, "duration_days": [1.0, 2.0, 3.0, 40.0],
+                            "fan_speed_rpm_level": [12.0, 10.0, 11.0, 9.0],
+                            "fan_speed_rpm_drift": [-580.0, -600.0, -620.0, -100.0]})
+    levels = learn_failure_levels(history)
+    assert levels == {("gateway", "fan_speed_rpm"): pytest.approx(600.0)}
+    now = pd.DataFrame({"device_type": ["gateway", "gateway"], "fan_speed_rpm_level": [8.0, 0.3],
+                        "fan_speed_rpm_drift": [-300.0, -5.0], "fan_speed_rpm_trend": [-20.0, 0.1],
+                        "fan_speed_rpm_trend_z": [6.0, -0.1]})
+    frac, days = wear_projection(now, levels, cap_days=120.0)
+    assert frac[0] == pytest.approx(0.5) and days[0] == pytest.approx(15.0)
+    assert frac[1] == 0.0 and days[1] == 120.0
