@@ -4,7 +4,7 @@ Protocol: training RUL capped at 125; validation split by engine (5 engine-group
 fold model early-stopped on its held-out engines, the fold models averaged); one prediction at the
 last cycle of each of the 100 test engines; truth **not** capped (the capped-truth RMSE is printed
 too, because some papers use it). The default model is LightGBM on causal trailing-window features
-averaged 50/50 with a small torch MLP on the raw 70-cycle window, trained on the same engine folds
+averaged 40/60 with a small torch MLP on the raw 70-cycle window (2 seeds per engine fold)
 (see ``tools/maintenance/rul.py`` and ``rul_seq.py``); it needs no GPU. torch is optional
 (``pip install .[rul]``): without it the bench runs the LightGBM-only model and says so.
 """

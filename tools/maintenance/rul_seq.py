@@ -121,16 +121,18 @@ class WindowMLPFolds:
     Why an MLP on the raw window rather than the CNN: on FD001 with the engine-split 5-fold CV
     (held-out cycles with RUL <= 150 and at least 31 cycles of history, truth uncapped) the MLP on a
     70-cycle window blended 50/50 with the LightGBM trees gave CV RMSE 12.5 against 12.9-13.3 for
-    1D-CNNs of windows 30-90, and it trains 3-5x faster on a CPU. Long windows win because the
+    1D-CNNs of windows 30-90, and it trains 3-5x faster on a CPU. Two seeds per fold and a 60%
+    MLP weight brought the CV to 12.39. Long windows win because the
     window also tells the model how old the engine is (short histories are padded with cycle 1).
     """
 
     def __init__(self, *, sensors: Sequence[str], window: int = 70, epochs: int = 40, width: int = 128,
                  hidden: int = 64, lr: float = 2e-3, batch: int = 256, cap: float = 125.0, seed: int = 0,
-                 stride: int = 1) -> None:
+                 stride: int = 1, n_seeds: int = 2) -> None:
         self.sensors = tuple(sensors)
         self.window, self.epochs, self.width, self.hidden = window, epochs, width, hidden
         self.lr, self.batch, self.cap, self.seed, self.stride = lr, batch, cap, seed, stride
+        self.n_seeds = n_seeds
 
     def fit_folds(self, df: pd.DataFrame, y: pd.Series, folds: Sequence[tuple[np.ndarray, np.ndarray]]) -> pd.Series:
         """Train one model per ``(train_rows, held_out_rows)`` fold (positions in ``df`` sorted by
@@ -148,11 +150,13 @@ class WindowMLPFolds:
         try:
             for k, (tr, va) in enumerate(folds):
                 tr = tr[cycles[tr] % self.stride == 0]
-                m = train_cnn(X[tr], target[tr], seed=self.seed + k, epochs=self.epochs, batch=self.batch,
-                              lr=self.lr, scale=self.cap, n_threads=1, width=self.width, hidden=self.hidden,
-                              arch="mlp")
-                self.models_.append(m)
-                oof[va] = predict_cnn(m, X[va], scale=self.cap)
+                # Several seeds per fold: single MLPs vary by about 0.3 RMSE from seed to seed.
+                fold_models = [train_cnn(X[tr], target[tr], seed=self.seed + k + 100 * j, epochs=self.epochs,
+                                         batch=self.batch, lr=self.lr, scale=self.cap, n_threads=1,
+                                         width=self.width, hidden=self.hidden, arch="mlp")
+                               for j in range(self.n_seeds)]
+                self.models_.extend(fold_models)
+                oof[va] = np.mean([predict_cnn(m, X[va], scale=self.cap) for m in fold_models], axis=0)
         finally:
             torch.set_num_threads(previous_threads)
         return pd.Series(oof, index=idx, name="oof_seq")
