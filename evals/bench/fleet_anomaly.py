@@ -31,7 +31,7 @@ def score_run(findings, gt: pd.DataFrame, failures: pd.DataFrame, interval: pd.T
     for f in findings:
         by_dev[f.device_id].append(f)
     used: set[int] = set()
-    hits, delays, per_kind = 0, [], defaultdict(lambda: [0, 0])
+    hits, delays, fired, per_kind = 0, [], [], defaultdict(lambda: [0, 0])
     for g in gt.itertuples():
         per_kind[g.kind][1] += 1
         # device clocks jitter by seconds around the grid: half an interval of slack before the start
@@ -41,6 +41,9 @@ def score_run(findings, gt: pd.DataFrame, failures: pd.DataFrame, interval: pd.T
             hits += 1
             per_kind[g.kind][0] += 1
             delays.append((pd.Timestamp(first.start) - g.start) / interval)
+            # detection delay: from the injected start to the point at which an alarm was raised
+            at = min(pd.Timestamp(f.fired_at if getattr(f, "fired_at", None) is not None else f.end) for f in cands)
+            fired.append(max((at - g.start) / interval, 0.0))
             used.update(id(f) for f in cands)
     real = defaultdict(list)
     for r in failures.itertuples():
@@ -53,7 +56,7 @@ def score_run(findings, gt: pd.DataFrame, failures: pd.DataFrame, interval: pd.T
         if any(lo <= pd.Timestamp(f.start) <= hi for lo, hi in real.get(f.device_id, [])):
             continue
         fp += 1
-    return {"hits": hits, "gt": len(gt), "fp": fp, "delays": delays, "tp_findings": len(used),
+    return {"hits": hits, "gt": len(gt), "fp": fp, "delays": delays, "fired_delays": fired, "tp_findings": len(used),
             "per_kind": {k: v for k, v in per_kind.items()}}
 
 
@@ -65,6 +68,7 @@ def run_fleet(devices: int = 40, days: float = 21, seeds=SEEDS) -> dict:
 
     totals = {"hits": 0, "gt": 0, "fp": 0, "tp_findings": 0}
     delays: list[float] = []
+    fired: list[float] = []
     per_kind: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     seconds = 0.0
     n_findings = 0
@@ -86,6 +90,7 @@ def run_fleet(devices: int = 40, days: float = 21, seeds=SEEDS) -> dict:
         for k in totals:
             totals[k] += r[k]
         delays += r["delays"]
+        fired += r["fired_delays"]
         for k, (h, n) in r["per_kind"].items():
             per_kind[k][0] += h
             per_kind[k][1] += n
@@ -95,7 +100,10 @@ def run_fleet(devices: int = 40, days: float = 21, seeds=SEEDS) -> dict:
     return {
         "precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4),
         "false_positives_per_device_day": round(totals["fp"] / (devices * days * len(seeds)), 4),
-        "median_delay_intervals": float(np.median(delays)) if delays else None,
+        # delay until the alarm was raised (what an operator waits for); the onset estimate's
+        # offset from the injected start is reported beside it
+        "median_delay_intervals": float(np.median(fired)) if fired else None,
+        "median_onset_error_intervals": float(np.median(delays)) if delays else None,
         "per_kind_recall": {k: round(h / n, 3) for k, (h, n) in sorted(per_kind.items())},
         "injected": totals["gt"], "findings": n_findings, "false_positives": totals["fp"],
         "seeds": list(seeds), "devices": devices, "days": days, "seconds": round(seconds, 2),
@@ -114,7 +122,8 @@ def command(as_json: bool, devices: int, days: float) -> None:
         return
     click.echo(f"precision {out['precision']:.3f}  recall {out['recall']:.3f}  F1 {out['f1']:.3f}  (goal F1 >= 0.95)")
     click.echo(f"false positives per device-day {out['false_positives_per_device_day']:.4f} (goal <= 0.02)")
-    click.echo(f"median delay {out['median_delay_intervals']} intervals (goal <= 2)")
+    click.echo(f"median delay {out['median_delay_intervals']} intervals to the alarm (goal <= 2); "
+               f"onset estimate {out['median_onset_error_intervals']} intervals from the injected start")
     for k, v in out["per_kind_recall"].items():
         click.echo(f"  recall {k:20s} {v:.2f}")
     click.echo(f"{out['injected']} injected anomalies, {out['findings']} findings, {out['seconds']:.1f} s detecting")

@@ -33,8 +33,22 @@ def _fwd(x: np.ndarray) -> np.ndarray:
     return 2.0 * np.sqrt(np.maximum(x, 0.0) + 0.375)
 
 
+def _minutes(t: np.datetime64) -> float:
+    """Epoch minutes of a datetime64 (the unit the detector stamps onsets in)."""
+    return float(np.datetime64(t, "ns").astype(np.int64)) / 6e10
+
+
 def _inv(y: float) -> float:
     return max((y / 2.0) ** 2 - 0.375, 0.0)
+
+#: Metrics that reset when the device reboots (memory sawtooth, heap, open files): a drop at a
+#: reboot is the device starting afresh, not a dip, so their state restarts at every reboot.
+REBOOT_METRICS = frozenset({"memory_percent", "memory_used_mb", "app_heap_mb", "open_files", "swap_used_mb"})
+#: The counter that marks reboots: when it falls, the device rebooted ``value`` hours ago.
+UPTIME_METRIC = "uptime_hours"
+#: How long (intervals) an alarm on reboot metrics waits for the next uptime sample (hourly) to
+#: confirm it was not a reboot before its finding is released.
+REBOOT_HOLD = 15
 
 OUTAGE_CODE = 8
 CORR_CODE = 7
@@ -114,11 +128,15 @@ class Finding:
     explanation: str = ""
     id: int | None = None
     public_id: str | None = None
+    #: when the detector first raised the alarm (the timestamp of the point that crossed the bar);
+    #: ``start`` is the estimated onset, which can lie earlier (drifts, stuck runs, outages)
+    fired_at: datetime | None = None
 
     def as_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
         d["start"] = self.start.isoformat(sep=" ")
         d["end"] = self.end.isoformat(sep=" ")
+        d["fired_at"] = self.fired_at.isoformat(sep=" ") if self.fired_at is not None else None
         return d
 
 
@@ -197,6 +215,11 @@ class FleetDetector:
         self.ev: dict[int, list[dict[str, Any]]] = {}
         self.offsets = np.zeros(d, dtype="timedelta64[ns]")
         self._interval = pd.Timedelta(minutes=5)
+        self.reboot_cols = np.array([k in REBOOT_METRICS for k in self.metrics], dtype=bool)
+        #: last uptime seen (hours), when it was seen (epoch minutes) and the last reboot (epoch minutes)
+        self.last_up = np.full(d, np.nan)
+        self.up_seen = np.full(d, -np.inf)
+        self.reboot_at = np.full(d, -np.inf)
 
     # ------------------------------------------------------------------ stepping
     def run(self, panel: Panel, emit_from: np.datetime64 | None = None, flush: bool = True) -> list[Finding]:
@@ -225,13 +248,57 @@ class FleetDetector:
             cube[:, have] = sub
         if self.counts.any():
             cube[:, :, self.counts] = _fwd(cube[:, :, self.counts])
+        up = np.full((len(panel.times), d), np.nan)
+        if UPTIME_METRIC in mpos and have.any() and self.reboot_cols.any():
+            up[:, have] = panel.values[:, idx[have], mpos[UPTIME_METRIC]]
         for t in range(len(panel.times)):
+            self._reboots(up[t], minutes[t])
             out.extend(self._step(panel.times[t], cube[t], int(buckets[t]), minutes[t]))
         if flush:
             out.extend(self._close_all())
         if emit_from is not None:
             out = [f for f in out if np.datetime64(f.start) >= emit_from]
         return out
+
+    def _reboots(self, up: np.ndarray, now_min: float) -> None:
+        """Read the uptime counter: where it fell, the device rebooted ``up`` hours ago. The
+        reboot-reset metrics of that device restart from a fresh state (their old level belongs to
+        the previous uptime cycle) and alarms on them since the reboot are dropped."""
+        seen = np.isfinite(up)
+        if not seen.any():
+            return
+        fell = seen & np.isfinite(self.last_up) & (up < self.last_up - 1e-6)
+        self.last_up = np.where(seen, up, self.last_up)
+        self.up_seen = np.where(seen, now_min, self.up_seen)
+        m = len(self.metrics)
+        for i in np.flatnonzero(fell):
+            i = int(i)
+            at = now_min - float(up[i]) * 60.0
+            self.reboot_at[i] = at
+            cols = np.flatnonzero(self.reboot_cols) + i * m
+            fresh = SeriesState.new(len(cols))
+            for keep in ("step", "min_scale", "max_run", "repeat"):
+                getattr(fresh, keep)[:] = getattr(self.series, keep)[cols]
+            self.series.put(cols, fresh)
+            evs = self.ev.get(i, [])
+            kept = [ev for ev in evs if not (self._reboot_only(ev) and _minutes(ev["start"]) >= at - 3 * self._step_min())]
+            if kept:
+                self.ev[i] = kept
+            else:
+                self.ev.pop(i, None)
+
+    def _step_min(self) -> float:
+        return self._interval.value / 6e10
+
+    def _reboot_only(self, ev: dict[str, Any]) -> bool:
+        return bool(ev["metrics"]) and all(k in REBOOT_METRICS for k in ev["metrics"])
+
+    def _held(self, i: int, ev: dict[str, Any]) -> bool:
+        """An event only on reboot-reset metrics waits for an uptime sample after its start (the
+        counter is hourly) so a reboot can still explain it; devices without uptime never wait."""
+        if not self._reboot_only(ev) or not np.isfinite(self.last_up[i]) or ev["idle"] > REBOOT_HOLD:
+            return False
+        return self.up_seen[i] < _minutes(ev["start"])
 
     def _step(self, ts: np.datetime64, x: np.ndarray, bucket: int, now_min: float) -> list[Finding]:
         d, m = x.shape
@@ -278,7 +345,7 @@ class FleetDetector:
             keep = []
             for ev in self.ev[i]:
                 ev["idle"] += 1
-                if ev["idle"] > self.gap:
+                if ev["idle"] > self.gap and not self._held(i, ev):
                     found.append(self._finding(i, ev))
                 else:
                     keep.append(ev)
@@ -313,10 +380,12 @@ class FleetDetector:
             for mname, k, sv, on_t, obs, lo, hi, prt in alarms:
                 ev = self._event_for(i, mname, on_t, alone=k == OUTAGE_CODE)
                 ev["end"] = now
+                ev["fired"] = min(ev.get("fired") or now, now)
                 ev["idle"] = 0
                 ev["start"] = min(ev["start"], on_t)
                 rec = ev["metrics"].setdefault(mname, {"strength": 0.0})
                 if sv > rec["strength"]:
+                    rec.setdefault("fired_at", str(pd.Timestamp(now)))
                     rec.update(strength=round(sv, 3), kind=ALL_KINDS[k], observed=obs, expected_low=lo,
                                expected_high=hi, at=str(pd.Timestamp(ts)), partner=prt)
                 if sv > ev["strength"]:
@@ -367,6 +436,7 @@ class FleetDetector:
             expected_high=head.get("expected_high"), signals=signals,
             explanation=explain(ev["kind"], ev["metric"], head.get("observed"), head.get("expected_low"),
                                 head.get("expected_high"), metrics, head.get("partner")),
+            fired_at=pd.Timestamp(ev.get("fired") or ev["end"]).to_pydatetime(),
         )
 
     def open_findings(self) -> list[Finding]:
@@ -383,6 +453,8 @@ class FleetDetector:
             "series": self.series.take(sl).to_arrays(),
             "pairs": [ps.take(np.array([i])).to_arrays() for ps in self.pair_states],
             "seen": bool(self.seen[i]), "missing": float(self.missing[i]), "gapmax": float(self.gapmax[i]),
+            "last_up": float(self.last_up[i]), "up_seen": float(self.up_seen[i]),
+            "reboot_at": float(self.reboot_at[i]),
             "ev": self.ev.get(i, []),
         }
 
@@ -402,6 +474,9 @@ class FleetDetector:
         self.seen[i] = blob["seen"]
         self.missing[i] = blob["missing"]
         self.gapmax[i] = blob.get("gapmax", 0.0)
+        self.last_up[i] = blob.get("last_up", np.nan)
+        self.up_seen[i] = blob.get("up_seen", -np.inf)
+        self.reboot_at[i] = blob.get("reboot_at", -np.inf)
         if blob["ev"]:
             self.ev[i] = list(blob["ev"])
         return True

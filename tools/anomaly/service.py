@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import text
 
-from tools.anomaly.engine import Finding, FleetDetector, panel_from_wide
+from tools.anomaly.engine import REBOOT_METRICS, UPTIME_METRIC, Finding, FleetDetector, panel_from_wide
 from tools.store.bulk import insert_frame, read_frame
 from tools.store.engine import Store
 from tools.store.metrics_io import list_metric_names, load_metrics_wide
@@ -32,6 +32,14 @@ DEFAULT_METRICS: tuple[str, ...] = (*NAMED_METRICS, *KEY_EXTRAS)
 STATE_PREFIX = "anomaly:device:"
 CHUNK_DEVICES = 500
 CATEGORY = "anomaly"
+def _with_uptime(metric_list: list[str] | None) -> list[str] | None:
+    """The metrics to load: the scored ones plus the uptime counter, read (not scored) as the
+    reboot marker whenever a reboot-reset metric such as memory is scored."""
+    if metric_list is None or UPTIME_METRIC in metric_list or not REBOOT_METRICS & set(metric_list):
+        return metric_list
+    return [*metric_list, UPTIME_METRIC]
+
+
 SEVERITY_TO_ALERT = {"critical": "critical", "high": "high", "medium": "medium", "low": "low"}
 
 
@@ -74,12 +82,13 @@ def detect_anomalies(store: Store, *, scope: str = "fleet", ids: Sequence[int | 
     all_ids = devices["id"].astype(int).tolist()
     for k in range(0, len(all_ids), CHUNK_DEVICES):
         chunk = all_ids[k:k + CHUNK_DEVICES]
-        wide = load_metrics_wide(store, device_ids=chunk, start=start, end=end, metrics=metric_list)
+        wide = load_metrics_wide(store, device_ids=chunk, start=start, end=end, metrics=_with_uptime(metric_list))
         if wide.empty:
             continue
         names = metric_list or [c for c in wide.columns if c not in ("device_id", "timestamp")]
         used = [m for m in names if m in wide.columns and wide[m].notna().any()]
-        panel = panel_from_wide(wide, used)
+        aux = [UPTIME_METRIC] if UPTIME_METRIC in wide.columns and UPTIME_METRIC not in used else []
+        panel = panel_from_wide(wide, used + aux)
         det = FleetDetector(panel.device_ids, used)
         findings.extend(det.run(panel))
     _attach_public_ids(store, findings, devices)
@@ -195,12 +204,13 @@ def scan_new(store: Store, now: datetime | None = None, *, warmup: timedelta = t
     else:
         load_from = now - warmup
         emit_from = np.datetime64(now - timedelta(hours=1))
-    wide = load_metrics_wide(store, start=load_from, end=now + timedelta(seconds=1), metrics=metric_list)
+    wide = load_metrics_wide(store, start=load_from, end=now + timedelta(seconds=1), metrics=_with_uptime(metric_list))
     if wide.empty:
         return []
     devices = _device_rows(store)
     dev_ids = sorted(set(devices["id"].astype(int)) | set(states))
-    panel = panel_from_wide(wide, metric_list)
+    aux = [UPTIME_METRIC] if UPTIME_METRIC in wide.columns and UPTIME_METRIC not in metric_list else []
+    panel = panel_from_wide(wide, metric_list + aux)
     det = FleetDetector(dev_ids, metric_list)
     _restore(det, states)
     closed = det.run(panel, emit_from=emit_from, flush=False)
