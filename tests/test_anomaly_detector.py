@@ -157,3 +157,42 @@ def test_thresholds_are_calibrated_per_series() -> None:
     found = FleetDetector(panel.device_ids, panel.metrics).run(panel)
     at_spike = {f.device_id for f in found if f.start == TS[AT].to_pydatetime()}
     assert at_spike == {1}
+
+
+def _rebooting_memory(with_uptime: bool) -> tuple[pd.DataFrame, list[str]]:
+    """Memory climbs with uptime (a leak-free sawtooth) and falls back at a weekly reboot on day
+    8 at 04:00; the hourly uptime counter is the device's own reboot marker."""
+    rng = np.random.default_rng(3)
+    boot = 288 * 7 + 48
+    hours = np.arange(N) / 12.0
+    uptime = np.where(np.arange(N) >= boot, hours - hours[boot], hours + 30.0)
+    mem = 30.0 + 0.09 * np.minimum(uptime, 168) + rng.normal(0, 0.3, N)
+    frame = pd.DataFrame({"device_id": 1, "timestamp": TS, "memory_percent": mem})
+    if with_uptime:
+        frame["uptime_hours"] = np.where(np.arange(N) % 12 == 0, np.round(uptime, 1), np.nan)
+    return frame, ["memory_percent"]
+
+
+def test_a_reboot_memory_drop_marked_by_the_uptime_counter_gives_no_finding() -> None:
+    frame, metrics = _rebooting_memory(with_uptime=True)
+    panel = panel_from_wide(frame, [*metrics, "uptime_hours"])
+    found = FleetDetector(panel.device_ids, metrics).run(panel)
+    assert found == []
+
+
+def test_the_same_memory_drop_without_a_reboot_marker_is_a_finding() -> None:
+    frame, metrics = _rebooting_memory(with_uptime=False)
+    panel = panel_from_wide(frame, metrics)
+    found = FleetDetector(panel.device_ids, metrics).run(panel)
+    assert any(f.metric == "memory_percent" and f.kind in ("dip", "level_shift") for f in found)
+
+
+def test_findings_say_when_the_alarm_was_raised() -> None:
+    cols, _ = _inject("spike")
+    (spike,) = _detect(cols)
+    assert spike.fired_at == TS[AT].to_pydatetime()
+    cols, _ = _inject("drift")
+    drift = [f for f in _detect(cols) if f.metric == "network_latency_ms"][0]
+    # a drift is confirmed some points after it began: the alarm time is after the estimated onset
+    assert drift.fired_at is not None and drift.fired_at >= drift.start
+    assert drift.as_dict()["fired_at"] == drift.fired_at.isoformat(sep=" ")
