@@ -196,3 +196,20 @@ def test_findings_say_when_the_alarm_was_raised() -> None:
     # a drift is confirmed some points after it began: the alarm time is after the estimated onset
     assert drift.fired_at is not None and drift.fired_at >= drift.start
     assert drift.as_dict()["fired_at"] == drift.fired_at.isoformat(sep=" ")
+
+
+def test_a_ten_minute_gap_is_not_an_outage() -> None:
+    cols = _base()
+    keep = np.ones(N, dtype=bool)
+    for at in (AT, AT + 300, AT + 500):
+        keep[at:at + 2] = False  # two samples missing: a 15-minute hole in 5-minute data
+    found = _detect({k: v[keep] for k, v in cols.items()}, TS[keep])
+    assert [f for f in found if f.kind == "outage"] == []
+
+
+def test_a_closed_shop_s_run_of_zero_transactions_is_not_stuck() -> None:
+    cols = _base()
+    tx = cols["transaction_count"]
+    tx[AT:AT + 150] = 0.0  # a long closed stretch: zero sales, no sensor frozen
+    found = _detect(cols)
+    assert [f for f in found if f.kind == "stuck"] == []

@@ -42,6 +42,8 @@ KIND_CODES: dict[int, str] = {
     1: "spike", 2: "dip", 3: "level_shift", 4: "drift", 5: "variance_change", 6: "stuck",
     7: "broken_correlation",
 }
+#: a zero count after the engine's Anscombe transform 2 sqrt(x + 3/8) (count series have min_scale 1)
+ANSCOMBE_ZERO = 2.0 * float(np.sqrt(0.375))
 SLOTS_PER_DAY = 96  # quarter hours
 N_BUCKETS = 7 * SLOTS_PER_DAY  # day of week x quarter hour (trading hours differ per weekday)
 
@@ -279,7 +281,9 @@ def step(state: SeriesState, x: np.ndarray, bucket: int, p: DetectorParams, now_
         np.zeros_like(s_lv),
         # large innovations that are really a moved level are a shift, not erratic behaviour
         np.where(young | (s_lv >= p.warn_frac * thr_lv), 0.0, vv / thr_vr),
-        np.where(varies & ready, run / stuck_bar, 0.0),
+        # a run of zeros is an idle till or a closed shop, not a frozen sensor
+        np.where(varies & ready & (x != 0) & ~((state.min_scale >= 1.0) & (np.abs(x - ANSCOMBE_ZERO) < 1e-9)),
+                 run / stuck_bar, 0.0),
     ])
     st[:, ~ready] = 0.0
     best = np.argmax(st, axis=0)

@@ -22,7 +22,8 @@ from tools.anomaly.pairs import DEFAULT_PAIRS, PairState, pair_step
 #: Counts are variance-stabilised (Anscombe: 2 sqrt(x + 3/8) is ~N(., 1) for Poisson counts) so a
 #: quiet night's 0/1 queue and a busy noon's 12 are judged on one scale.
 COUNT_METRICS = frozenset({"transaction_count", "queue_depth", "active_connections", "tcp_retransmits",
-                           "door_open_count", "process_count", "thread_count", "open_files"})
+                           "door_open_count", "process_count", "thread_count", "open_files",
+                           "transaction_volume"})
 
 
 def is_count(metric: str) -> bool:
@@ -192,7 +193,7 @@ class FleetDetector:
     """
 
     def __init__(self, device_ids: list[int], metrics: list[str], params: DetectorParams | None = None,
-                 gap: int = 6, outage_steps: int = 3, merge: int = 6) -> None:
+                 gap: int = 6, outage_steps: int = 4, merge: int = 6) -> None:
         self.params = params or DetectorParams()
         self.device_ids = list(device_ids)
         self.metrics = list(metrics)
