@@ -213,3 +213,16 @@ def test_a_closed_shop_s_run_of_zero_transactions_is_not_stuck() -> None:
     tx[AT:AT + 150] = 0.0  # a long closed stretch: zero sales, no sensor frozen
     found = _detect(cols)
     assert [f for f in found if f.kind == "stuck"] == []
+
+
+def test_a_cabinet_cooling_to_ambient_at_closing_time_is_not_a_dip() -> None:
+    """Closing mid quarter-hour (17:55) puts open and closed samples in one bucket; the closed one
+    must be judged against the next quarter hour's learnt level too."""
+    rng = np.random.default_rng(5)
+    minutes = TS.hour.to_numpy() * 60 + TS.minute.to_numpy()
+    is_open = (minutes >= 8 * 60) & (minutes < 17 * 60 + 55)
+    temp = np.where(is_open, 60.0, 22.0) + rng.normal(0, 0.4, N)
+    frame = pd.DataFrame({"device_id": 1, "timestamp": TS, "temperature_celsius": temp})
+    panel = panel_from_wide(frame, ["temperature_celsius"])
+    found = FleetDetector(panel.device_ids, ["temperature_celsius"]).run(panel)
+    assert [f for f in found if f.kind in ("dip", "spike")] == []

@@ -213,6 +213,16 @@ def _track(q: np.ndarray, s: np.ndarray, p: float, eta: np.ndarray | float, upd:
     return np.where(upd, q + eta * ((s > q) - (1.0 - p)), q)
 
 
+def _location(state: SeriesState, bucket: int, p: DetectorParams) -> np.ndarray:
+    """The hierarchical location of one (weekday x quarter hour) bucket, from learnt state only."""
+    bucket = int(bucket) % N_BUCKETS
+    slot = bucket % SLOTS_PER_DAY
+    bl, bn = state.b_loc[bucket], state.b_n[bucket]
+    sl, sn = state.s_loc[slot], state.s_n[slot]
+    wb = np.where(bn > 0, bn / (bn + p.min_bucket * 0.5), 0.0)
+    return np.where(sn >= p.min_slot, sl + wb * (bl - sl), np.where(bn > 0, bl, state.g_loc))
+
+
 def step(state: SeriesState, x: np.ndarray, bucket: int, p: DetectorParams, now_min: float = 0.0) -> StepResult:
     """Score one value per series from the state (past only), then fold the value into the state.
 
@@ -258,7 +268,15 @@ def step(state: SeriesState, x: np.ndarray, bucket: int, p: DetectorParams, now_
     sd_fast = np.sqrt(a / (2 - a) * (1 + rho) / (1 - rho) + (1 + phi) / (1 - phi) / n_loc)
     s_lv = np.abs(fast) / sd_fast
     vv = np.where(ready, (1 - p.alpha_var) * state.vv + p.alpha_var * np.minimum(ze * ze, 25.0), state.vv)
-    s_sp = np.abs(ze)
+    # a sample at a regime boundary (a shop closing, a nightly job starting) may belong to the
+    # neighbouring quarter hour's pattern: a point alarm must be unusual against both neighbours'
+    # learnt levels too, so a hot cabinet cooling at closing time is not a dip
+    prev_r = phi * np.where(has_prev, state.r_prev, 0.0)
+    ze_n = np.where(ready, np.clip((x - _location(state, bucket + 1, p) - prev_r) / escale, -50, 50), 0.0)
+    ze_p = np.where(ready, np.clip((x - _location(state, bucket - 1, p) - prev_r) / escale, -50, 50), 0.0)
+    ze_pt = np.where(ze > 0, np.maximum(np.minimum(np.minimum(ze, ze_n), ze_p), 0.0),
+                     np.minimum(np.maximum(np.maximum(ze, ze_n), ze_p), 0.0))
+    s_sp = np.abs(ze_pt)
 
     ym = np.where(young, p.young_mult, 1.0)
     # two-sided calibration: latencies have a heavy upper tail and a light lower one, so a dip
@@ -275,8 +293,8 @@ def step(state: SeriesState, x: np.ndarray, bucket: int, p: DetectorParams, now_
     varies = (state.repeat < p.stuck_repeat) & np.isfinite(state.step)
 
     st = np.vstack([
-        np.where(ze > 0, s_sp / thr_sp, 0.0),
-        np.where(ze < 0, s_sp / thr_dn, 0.0),
+        np.where(ze_pt > 0, s_sp / thr_sp, 0.0),
+        np.where(ze_pt < 0, s_sp / thr_dn, 0.0),
         s_lv / thr_lv,
         np.zeros_like(s_lv),
         # large innovations that are really a moved level are a shift, not erratic behaviour
