@@ -7,7 +7,6 @@ skipped with a note otherwise, so the demo works at every stage of the project. 
 
 from __future__ import annotations
 
-import importlib
 import sys
 import time
 from datetime import timedelta
@@ -51,33 +50,35 @@ def _pin_clock(settings: Any, store: Any) -> Any:
     return settings.replace(HOMEPOT_AI_NOW=pinned)
 
 
-def build_fleet(store: Any, *, devices: int, days: int, seed: int) -> Any:
-    """The seeded demo fleet: ``populate_fixture_db`` (every anomaly kind, a failure to predict),
-    or plain ``simulate_fleet`` when the fixture generator fails at this size (said on stderr)."""
-    from tools.simulator import populate_fixture_db, simulate_fleet
+def prepare_demo_store(store: Any, settings: Any, *, devices: int, days: int, seed: int) -> Any:
+    """Build the seeded demo fleet when the store is empty, then do what the scheduler would:
+    score the recent data for anomalies and fit the failure-risk model, so that questions read
+    persisted results instead of computing them on the hot path. Returns settings whose clock is
+    pinned to the fleet's end (simulated data ends at the moment it was built)."""
+    from tools.simulator import populate_fixture_db
 
-    try:
-        return populate_fixture_db(store, seed=seed, devices=devices, days=days)
-    except Exception as exc:  # noqa: BLE001 - the demo still needs a fleet
-        click.echo(f"  populate_fixture_db failed ({type(exc).__name__}: {exc}); using simulate_fleet", err=True)
-        from sqlalchemy import text
-
-        with store.engine.begin() as conn:  # a half-written fixture would collide with the new run
-            for table in ("device_metrics", "health_checks", "error_logs", "alerts", "device_state_history",
-                          "ai_device_events", "ai_gt_anomalies", "ai_gt_failures", "devices", "sites"):
-                conn.execute(text(f"DELETE FROM {table}"))
-        return simulate_fleet(store, devices=devices, days=days, interval="5m", seed=seed, progress=True,
-                              min_failures=1)
-
-
-def _optional_step(label: str, module: str, attr: str, *args: Any, **kwargs: Any) -> None:
-    """Run ``module.attr(*args)`` when that module exists; one line either way."""
+    if _device_count(store) > 0:
+        click.echo(f"Using the existing fleet ({_device_count(store)} devices).", err=True)
+        return _pin_clock(settings, store)
+    click.echo(f"Building a demo fleet: {devices} devices x {days} days (seed {seed})...", err=True)
     started = time.perf_counter()
-    try:
-        fn = getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError):
-        click.echo(f"  {label}: skipped ({module}.{attr} is not available yet)", err=True)
-        return
+    summary = populate_fixture_db(store, seed=seed, devices=devices, days=days)
+    click.echo(f"  fleet built in {time.perf_counter() - started:.1f}s: {summary.devices} devices, "
+               f"{summary.metric_rows:,} metric rows, {summary.anomalies} injected anomalies", err=True)
+    settings = _pin_clock(settings, store)
+    now = settings.now()
+    from tools.anomaly.service import detect_anomalies
+    from tools.maintenance.fleet import current_predictions
+
+    # The scan learns each series' daily pattern on its first day: give it 8 days for "this week".
+    _step("anomaly scan", detect_anomalies, store, scope="fleet", start=now - timedelta(days=min(days, 8)), end=now)
+    _step("maintenance risk fit", current_predictions, store, now, refit=True)
+    return settings
+
+
+def _step(label: str, fn: Any, *args: Any, **kwargs: Any) -> None:
+    """Run one set-up step and say how it went in one line; a failure does not stop the demo."""
+    started = time.perf_counter()
     try:
         result = fn(*args, **kwargs)
     except Exception as exc:  # noqa: BLE001 - the demo goes on; the step says why it stopped
@@ -109,21 +110,7 @@ def demo(devices: int, days: int, seed: int, model: str | None) -> None:
     store = store_from_settings(settings)  # creates and migrates the store (init)
     click.echo(f"Store: {store.url}", err=True)
     total = time.perf_counter()
-    if _device_count(store) == 0:
-        click.echo(f"Building a demo fleet: {devices} devices x {days} days (seed {seed})...", err=True)
-        started = time.perf_counter()
-        summary = build_fleet(store, devices=devices, days=days, seed=seed)
-        click.echo(f"  fleet built in {time.perf_counter() - started:.1f}s: {summary}", err=True)
-        settings = _pin_clock(settings, store)
-        now = settings.now()
-        # The scan learns each series' daily pattern on its first day: give it 8 days for "this week".
-        _optional_step("anomaly scan", "tools.anomaly.service", "detect_anomalies", store, scope="fleet",
-                       start=now - timedelta(days=min(days, 8)), end=now)
-        _optional_step("maintenance risk fit", "tools.maintenance.fleet", "current_predictions", store, now,
-                       refit=True)
-    else:
-        click.echo(f"Using the existing fleet ({_device_count(store)} devices).", err=True)
-        settings = _pin_clock(settings, store)
+    settings = prepare_demo_store(store, settings, devices=devices, days=days, seed=seed)
     from app.cli.store_cmds import index_runbooks
 
     click.echo(f"  runbooks: {index_runbooks(settings)}", err=True)

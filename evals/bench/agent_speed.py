@@ -42,19 +42,18 @@ def _p(values: list[float], q: float) -> float:
     return ordered[k]
 
 
-def ensure_demo_fleet(store, devices: int, days: int, seed: int) -> int:
+def _count_devices(store) -> int:
     from sqlalchemy import text
 
     with store.engine.connect() as conn:
-        n = int(conn.execute(text("SELECT COUNT(*) FROM devices")).scalar() or 0)
-    if n == 0:
-        from tools.simulator import simulate_fleet
+        return int(conn.execute(text("SELECT COUNT(*) FROM devices")).scalar() or 0)
 
-        click.echo(f"building the demo fleet ({devices} devices x {days} days, seed {seed})...", err=True)
-        simulate_fleet(store, devices=devices, days=days, interval="5m", seed=seed, min_failures=1)
-        with store.engine.connect() as conn:
-            n = int(conn.execute(text("SELECT COUNT(*) FROM devices")).scalar() or 0)
-    return n
+
+def ensure_demo_fleet(store, settings, devices: int, days: int, seed: int):
+    """The demo fleet as ``make demo`` leaves it (fleet, anomaly scan, risk fit): returns settings."""
+    from app.cli.demo_cmds import prepare_demo_store
+
+    return prepare_demo_store(store, settings, devices=devices, days=days, seed=seed)
 
 
 def time_turns(rounds: int) -> dict:
@@ -104,7 +103,8 @@ def command(rounds: int, runs: int, devices: int, days: int, seed: int, json_: b
 
     settings = settings_from_env()
     store = store_from_settings(settings)
-    n_devices = ensure_demo_fleet(store, devices, days, seed)
+    ensure_demo_fleet(store, settings, devices, days, seed)
+    n_devices = _count_devices(store)
     store.dispose()
     turns = time_turns(rounds)
     process = time_process(runs)

@@ -124,3 +124,25 @@ def m005_device_metrics_named_cover(conn: Connection, store: Store) -> None:
     else:
         conn.execute(text(
             f"CREATE INDEX IF NOT EXISTS ix_ai_device_metrics_named ON device_metrics (device_id, timestamp, {named})"))
+
+
+@migration
+def m006_named_cover_time_first(conn: Connection, store: Store) -> None:
+    """Lead the covering index with ``timestamp``: the agent's common question is a time window
+    over many devices ("error rate over the last 7 days"), which then becomes a range scan of the
+    index alone (120 ms -> 30 ms on a 60-device x 14-day store). Whole-fleet reads ordered by
+    device measured the same either way; per-device reads use the (device_id, timestamp) key.
+    """
+    if store.read_only_source:
+        return
+    from tools.store.schema import NAMED_METRICS
+
+    named = ", ".join(f'"{m}"' for m in NAMED_METRICS)
+    conn.execute(text("DROP INDEX IF EXISTS ix_ai_device_metrics_named"))
+    if store.is_postgres:
+        conn.execute(text(
+            "CREATE INDEX IF NOT EXISTS ix_ai_device_metrics_named_ts ON device_metrics "
+            f"(timestamp, device_id) INCLUDE ({named})"))
+    else:
+        conn.execute(text(
+            f"CREATE INDEX IF NOT EXISTS ix_ai_device_metrics_named_ts ON device_metrics (timestamp, device_id, {named})"))
