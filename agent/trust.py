@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from tools.config import Settings
-from tools.connectivity import fleet_liveness
+from tools.connectivity import fleet_liveness, format_age
 from tools.store.engine import Store
 
 
@@ -49,16 +49,6 @@ def freshness(store: Store, settings: Settings) -> Freshness:
     return out
 
 
-def _age(seconds: float) -> str:
-    if seconds < 90:
-        return f"{int(seconds)}s"
-    if seconds < 5400:
-        return f"{int(seconds // 60)} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.0f} h"
-    return f"{seconds / 86400:.0f} days"
-
-
 def _names(names: list[str], cap: int) -> str:
     shown = ", ".join(sorted(names)[:cap])
     return shown + (f" and {len(names) - cap} more" if len(names) > cap else "")
@@ -74,7 +64,7 @@ def trust_line(store: Store, settings: Settings, *, cap: int = 3) -> str:
         return "Data: the store has no devices yet (run `homepot-ai simulate` or `homepot-ai import`)."
     if f.newest is None:
         return f"Data: no metrics recorded for any of the {f.devices} devices."
-    parts = [f"Data: newest reading {_age(f.age_s or 0.0)} old"]
+    parts = [f"Data: newest reading {format_age(f.age_s or 0.0)} old"]
     if f.offline:
         parts.append(f"{len(f.offline)} offline ({_names(f.offline, cap)})")
     if f.stale and len(f.stale) == f.devices:

@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import text
 
+from tools.connectivity import format_age
 from tools.store.engine import Store
 
 OPEN_ALERT_STATUSES = ("active", "acknowledged")
@@ -92,18 +93,8 @@ class FleetContext:
         if fresh is None:
             lines.append("No metrics have been received yet.")
         else:
-            lines.append(f"Newest metric: {self.newest_metric:%Y-%m-%d %H:%M:%S} UTC ({_age(fresh)} old).")
+            lines.append(f"Newest metric: {self.newest_metric:%Y-%m-%d %H:%M:%S} UTC ({format_age(fresh)} old).")
         return "\n".join(lines)
-
-
-def _age(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} days"
 
 
 def build_fleet_context(store: Store, settings: Any, *, now: datetime | None = None,

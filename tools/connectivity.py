@@ -49,6 +49,23 @@ def connectivity(heartbeat_age_s: float | None) -> str:
     return "online" if is_online(heartbeat_age_s) else "offline"
 
 
+def format_age(seconds: float | None) -> str:
+    """An age in words people use on call: "45 s", "12 min", "3 h", "2 days" ("never" when unknown).
+
+    Whole units only, so the figure a user reads is the figure every surface shows.
+    """
+    if seconds is None or seconds != seconds:
+        return "never"
+    s = max(0, int(seconds))
+    if s < 120:
+        return f"{s} s"
+    if s < 7200:
+        return f"{s // 60} min"
+    if s < 172800:
+        return f"{s // 3600} h"
+    return f"{s // 86400} days"
+
+
 def is_stale(metric_age_s: float | None, stale_after_s: float) -> bool:
     """Data is stale when the newest metric is older than ``stale_after_s`` or there is none."""
     return metric_age_s is None or metric_age_s != metric_age_s or metric_age_s > stale_after_s

@@ -14,7 +14,7 @@ from typing import Any, Literal
 import pandas as pd
 from pydantic import BaseModel, Field
 
-from tools.connectivity import ONLINE_WITHIN_S
+from tools.connectivity import ONLINE_WITHIN_S, format_age
 from tools.metric_tools import iso, ts_param
 from tools.registry import ToolContext, register
 from tools.results import ToolResult
@@ -61,19 +61,6 @@ def device_status_frame(store: Store, now: datetime, stale_after_s: float) -> tu
     return df, shown
 
 
-def _age(seconds: float | None) -> str:
-    if seconds is None or seconds != seconds:
-        return "never"
-    s = int(seconds)
-    if s < 120:
-        return f"{s} s ago"
-    if s < 7200:
-        return f"{s // 60} min ago"
-    if s < 172800:
-        return f"{s // 3600} h ago"
-    return f"{s // 86400} days ago"
-
-
 class FleetOverviewArgs(BaseModel):
     max_listed: int = Field(default=20, ge=1, le=MAX_LISTED, description="Most offline/stale devices to list by name.")
 
@@ -118,7 +105,7 @@ def fleet_overview(ctx: ToolContext, args: FleetOverviewArgs) -> ToolResult:
         "online": int((df["connectivity"] == "online").sum()),
         "offline": int(len(offline)),
         "offline_devices": [
-            {"device_id": r.device_id, "name": r.name, "site": r.site, "last_heartbeat": _age(r.heartbeat_age_s)}
+            {"device_id": r.device_id, "name": r.name, "site": r.site, "last_heartbeat": _ago(r.heartbeat_age_s)}
             for r in offline.head(cap).itertuples()
         ],
         "open_alerts": int(sum(by_sev.values())),
@@ -208,8 +195,13 @@ def list_devices(ctx: ToolContext, args: ListDevicesArgs) -> ToolResult:
             "last_metric_at", "stale", "firmware_version"]
     data = [{k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()} for row in out[cols].to_dict("records")]
     for row, age in zip(data, out["heartbeat_age_s"].tolist()):
-        row["last_heartbeat"] = _age(age)
+        row["last_heartbeat"] = _ago(age)
         row["stale"] = bool(row["stale"])
     names = ", ".join(str(r["name"]) for r in data[:5])
     summary = f"{total} device{'s match' if total != 1 else ' matches'} ({what}): {names}{' ...' if total > 5 else ''}."
     return ToolResult(tool=tool, data=data, rows=len(data), truncated=total > len(data), query=sql, summary=summary)
+
+
+def _ago(seconds: float | None) -> str:
+    text = format_age(seconds)
+    return text if text == "never" else f"{text} ago"
