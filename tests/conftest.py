@@ -8,14 +8,13 @@ server answers at ``HOMEPOT_AI_TEST_PG_URL`` (default: 127.0.0.1:5432, database 
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 
-from tools.store.engine import Store, open_store
+from tools.store.engine import Store, open_store, scratch_postgres_store
 
 PG_URL = os.environ.get("HOMEPOT_AI_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -57,19 +56,8 @@ def sqlite_store(tmp_path: Path) -> Iterator[Store]:
 def pg_store() -> Iterator[Store]:
     if not pg_reachable():
         pytest.skip(f"PostgreSQL is not reachable at {PG_URL}; start it or set HOMEPOT_AI_TEST_PG_URL")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in PG_URL else "?"
-    store = open_store(f"{PG_URL}{sep}options=-csearch_path%3D{schema}")
-    try:
+    with scratch_postgres_store(PG_URL, prefix="t") as store:
         yield store
-    finally:
-        store.dispose()
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", "pg"])

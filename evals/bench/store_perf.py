@@ -23,7 +23,6 @@ import shutil
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -49,9 +48,7 @@ def _log(msg: str) -> None:
 @contextmanager
 def _bench_store(backend: str, pg_url: str, workdir: Path) -> Iterator[Any]:
     """A fresh store for one backend; dropped afterwards."""
-    from sqlalchemy import create_engine, text
-
-    from tools.store.engine import open_store
+    from tools.store.engine import open_store, scratch_postgres_store
 
     if backend == "sqlite":
         store = open_store(f"sqlite:///{workdir / 'bench.db'}")
@@ -60,19 +57,8 @@ def _bench_store(backend: str, pg_url: str, workdir: Path) -> Iterator[Any]:
         finally:
             store.dispose()
         return
-    schema = f"bench_store_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(pg_url)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in pg_url else "?"
-    store = open_store(f"{pg_url}{sep}options=-csearch_path%3D{schema}")
-    try:
+    with scratch_postgres_store(pg_url, prefix="bench_store") as store:
         yield store
-    finally:
-        store.dispose()
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def _schema_size(store) -> int:
