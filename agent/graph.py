@@ -42,7 +42,7 @@ from langgraph.graph.message import add_messages
 from langgraph.types import interrupt
 
 from agent.grounding import check_answer, flag_line, numbers_in
-from agent.providers import ProviderChoice, ProviderError, classify_error
+from agent.providers import ProviderChoice, classify_error
 from agent.textcalls import decode_arguments, extract_tool_calls
 from agent.toolset import route_tools, tool_schemas
 from tools.registry import ToolContext, ToolSpec, call_tool, get_tools

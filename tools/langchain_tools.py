@@ -13,7 +13,6 @@ Write tools (``update_alert``) run only when ``ctx.confirmed`` is set, or when t
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable, Iterable
 from typing import Any
 

@@ -27,7 +27,6 @@ from datetime import datetime
 from pathlib import Path
 
 import click
-import numpy as np
 import pandas as pd
 
 from tools.simulator.lifecycle import SUDDEN_CAUSES

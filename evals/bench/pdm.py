@@ -115,7 +115,7 @@ def format_table(r: dict) -> str:
     for name, m in r["models"].items():
         mark = "  <- headline" if name == r["model"] else ""
         lines.append(f"{name:<16} {m['c_index']:>8.3f} {m['integrated_brier']:>8.4f}{mark}")
-    lines.append(f"Microsoft guide, GBM 24 h classifier with telemetry: recall 0.89-1.00 per component (not comparable)")
+    lines.append("Microsoft guide, GBM 24 h classifier with telemetry: recall 0.89-1.00 per component (not comparable)")
     lines.append(r["comparability"])
     return "\n".join(lines)
 

@@ -19,8 +19,7 @@ Aggregation to daily means is done once per device-day, so the cost is one read 
 from __future__ import annotations
 
 import warnings
-from datetime import datetime, timedelta
-from typing import Sequence
+from datetime import datetime
 
 import numpy as np
 import pandas as pd

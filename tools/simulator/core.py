@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel
-from sqlalchemy import insert, select, func, text
+from sqlalchemy import insert, text
 
 from tools.simulator import anomalies as anom
 from tools.simulator.catalog import DeviceSpec, SiteSpec, build_fleet

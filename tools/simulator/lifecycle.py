@@ -17,7 +17,6 @@ physical damage); no model can foresee those, so they bound the recall any predi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
 
 import numpy as np
 

@@ -86,7 +86,6 @@ def build_records(dev: DeviceSpec, db_id: int, site_db_id: int, grid: np.ndarray
                   start: np.datetime64, end: np.datetime64, dt_s: int, rng: np.random.Generator) -> DeviceRecords:
     rec = DeviceRecords()
     n = len(grid)
-    s = np.timedelta64(1, "s")
     named, ex = sig.named, sig.extras
     outage = np.zeros(n, bool)
     for a in anomalies:
