@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -60,6 +61,10 @@ def score_run(findings, gt: pd.DataFrame, failures: pd.DataFrame, interval: pd.T
             "per_kind": {k: v for k, v in per_kind.items()}}
 
 
+#: Fleets end at a fixed instant, so a seed gives the same fleet (and the same figures) on any day.
+END = datetime(2025, 6, 2, 12, 0)
+
+
 def run_fleet(devices: int = 40, days: float = 21, seeds=SEEDS) -> dict:
     from tools.anomaly.service import detect_anomalies
     from tools.simulator import simulate_fleet
@@ -76,7 +81,7 @@ def run_fleet(devices: int = 40, days: float = 21, seeds=SEEDS) -> dict:
         with tempfile.TemporaryDirectory() as d:
             store = open_store(f"sqlite:///{Path(d) / 'fleet.db'}")
             click.echo(f"simulating seed {seed}: {devices} devices x {days} days ...", err=True)
-            simulate_fleet(store, devices=devices, days=days, seed=seed)
+            simulate_fleet(store, devices=devices, days=days, seed=seed, end=END)
             t0 = time.perf_counter()
             found = detect_anomalies(store, persist=False)
             seconds += time.perf_counter() - t0
