@@ -140,3 +140,40 @@ def test_wear_projection_says_how_far_and_how_soon_a_metric_reaches_the_failure_
     frac, days = wear_projection(now, levels, cap_days=120.0)
     assert frac[0] == pytest.approx(0.5) and days[0] == pytest.approx(15.0)
     assert frac[1] == 0.0 and days[1] == 120.0
+
+
+def test_rul_agrees_with_the_horizon_probabilities() -> None:
+    """A device 98% likely to fail within 30 days cannot have a 10-year median RUL: the calibrated
+    probabilities fix which side of 7 and 30 days each RUL percentile lies on; a survival value
+    already on the right side is kept."""
+    from tools.maintenance.survival import coherent_percentile
+
+    p7, p30 = np.array([0.6, 0.1, 0.1, 0.01]), np.array([0.98, 0.6, 0.3, 0.02])
+    from_survival = np.array([3650.0, 20.0, 100.0, 5.0])
+    median = coherent_percentile(from_survival, p7, p30, 0.5, 7, 30)
+    assert 0 < median[0] <= 7  # P(7 d) >= 0.5: half the curve is gone by day 7
+    assert median[1] == 20.0 and median[2] == 100.0  # already consistent: unchanged
+    assert 30 < median[3] < 3650  # P(30 d) 2%: not within a month, yet not "never"
+    low = coherent_percentile(from_survival, p7, p30, 0.9, 7, 30)
+    high = coherent_percentile(from_survival, p7, p30, 0.1, 7, 30)
+    assert (low <= 30)[:2].all() and high[0] <= 30 and (high[1:] > 30).all()
+
+
+def test_risk_rows_never_contradict_their_own_probabilities(fitted) -> None:
+    model, df = fitted
+    risk = model.predict_risk(df)
+    assert not ((risk.p_fail_30d >= 0.5) & (risk.rul_median_days > 30)).any()
+    assert not ((risk.p_fail_30d < 0.5) & (risk.rul_median_days <= 30)).any()
+    assert not ((risk.p_fail_7d >= 0.5) & (risk.rul_median_days > 7)).any()
+
+
+def test_the_decision_threshold_favours_precision() -> None:
+    """Calibrated probabilities in four bands: F1 takes the 0.3 band in (more failures caught),
+    the precision-weighted cut (beta 0.5) stops at 0.6, where 9 in 10 calls are right."""
+    from tools.maintenance.survival import _best_f1_threshold
+
+    p = np.repeat([0.05, 0.3, 0.6, 0.9], 10)
+    y = np.concatenate([np.zeros(10), np.r_[np.ones(5), np.zeros(5)], np.r_[np.ones(8), np.zeros(2)],
+                        np.r_[np.ones(10)]]).astype(int)
+    assert _best_f1_threshold(p, y, beta=1.0) == pytest.approx(0.3)
+    assert _best_f1_threshold(p, y) == pytest.approx(0.6)
