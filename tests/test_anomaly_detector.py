@@ -226,3 +226,18 @@ def test_a_cabinet_cooling_to_ambient_at_closing_time_is_not_a_dip() -> None:
     panel = panel_from_wide(frame, ["temperature_celsius"])
     found = FleetDetector(panel.device_ids, ["temperature_celsius"]).run(panel)
     assert [f for f in found if f.kind in ("dip", "spike")] == []
+
+
+def test_weak_level_and_variance_events_are_not_reported():
+    """Level-shift and variance events must clear their calibrated bar clearly (REPORT_MIN);
+    a point alarm that just crosses its bar is still reported."""
+    from tools.anomaly.engine import REPORT_MIN, FleetDetector
+
+    def ev(kind: str, strength: float) -> dict:
+        return {"kind": kind, "strength": strength}
+
+    bar = REPORT_MIN["level_shift"]
+    assert not FleetDetector._reportable(ev("level_shift", 0.9 * bar))
+    assert FleetDetector._reportable(ev("level_shift", bar))
+    assert not FleetDetector._reportable(ev("variance_change", 0.95 * REPORT_MIN["variance_change"]))
+    assert FleetDetector._reportable(ev("spike", 1.0))

@@ -73,3 +73,30 @@ def test_postgres_batch_and_incremental_agree(pg_store) -> None:
     assert [(f.device_id, f.kind, f.start) for f in later] == [(1, "spike", SPIKE_AT)]
     batch = detect_anomalies(pg_store, metrics=["cpu_percent", "memory_percent"], persist=False)
     assert [(f.device_id, f.kind, f.start) for f in batch] == [(1, "spike", SPIKE_AT)]
+
+
+def test_findings_during_planned_maintenance_are_not_reported(sqlite_store):
+    """A device that goes quiet or restarts during a scheduled maintenance visit (recorded in
+    device_state_history) is doing what was planned; the same finding outside the window stays."""
+    from tools.anomaly.engine import Finding
+    from tools.anomaly.service import drop_planned, maintenance_windows
+
+    _seed(sqlite_store)
+    at = SPIKE_AT - timedelta(hours=3)
+    insert_frame(sqlite_store, "device_state_history", pd.DataFrame([
+        {"id": 1, "timestamp": at, "device_id": 1, "previous_state": "healthy", "new_state": "maintenance"},
+        {"id": 2, "timestamp": at + timedelta(minutes=30), "device_id": 1, "previous_state": "maintenance",
+         "new_state": "healthy"}]))
+    windows = maintenance_windows(sqlite_store)
+    assert list(windows) == [1]
+
+    def finding(device: int, start: datetime) -> Finding:
+        return Finding(device_id=device, metric="all", metrics=["all"], kind="outage", score=0.75, severity="medium",
+                       start=start, end=start + timedelta(minutes=20), observed=None, expected_low=None,
+                       expected_high=None)
+
+    during, later, other = finding(1, at + timedelta(minutes=10)), finding(1, at + timedelta(hours=2)), finding(2, at)
+    assert drop_planned([during, later, other], windows) == [later, other]
+    # the spike injected hours after the visit is still found end to end
+    found = detect_anomalies(sqlite_store, persist=False)
+    assert any(f.device_id == 1 and abs(f.start - SPIKE_AT) <= timedelta(minutes=5) for f in found)

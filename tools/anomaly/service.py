@@ -40,6 +40,44 @@ def _with_uptime(metric_list: list[str] | None) -> list[str] | None:
     return [*metric_list, UPTIME_METRIC]
 
 
+#: How long after planned maintenance ends a device is still settling (restarted services, a
+#: reboot's fresh counters): findings starting this soon after it are the maintenance itself.
+MAINTENANCE_SETTLE = timedelta(minutes=15)
+
+
+def maintenance_windows(store: Store, device_ids: Sequence[int] | None = None) -> dict[int, list[tuple[pd.Timestamp, pd.Timestamp]]]:
+    """Planned maintenance per device (devices.id): from entering the ``maintenance`` state in
+    ``device_state_history`` until the next state change (two hours if none was recorded)."""
+    df = read_frame(store, "SELECT device_id, timestamp, new_state FROM device_state_history ORDER BY device_id, timestamp",
+                    parse_dates=["timestamp"])
+    if df.empty:
+        return {}
+    if device_ids is not None:
+        df = df[df["device_id"].isin(list(device_ids))]
+    df = df.assign(ts=pd.to_datetime(df["timestamp"], utc=True).dt.tz_localize(None))
+    nxt = df.groupby("device_id")["ts"].shift(-1)
+    m = df["new_state"].eq("maintenance")
+    out: dict[int, list[tuple[pd.Timestamp, pd.Timestamp]]] = {}
+    for dev, lo, hi in zip(df.loc[m, "device_id"], df.loc[m, "ts"], nxt[m]):
+        hi = hi if pd.notna(hi) else lo + pd.Timedelta(hours=2)
+        out.setdefault(int(dev), []).append((lo, hi))
+    return out
+
+
+def drop_planned(findings: list[Finding], windows: dict[int, list[tuple[pd.Timestamp, pd.Timestamp]]]) -> list[Finding]:
+    """Findings that do not start during planned maintenance (or while the device settles after
+    it): a device that stops reporting or restarts during a scheduled visit is not an anomaly."""
+    if not windows:
+        return findings
+    settle = pd.Timedelta(MAINTENANCE_SETTLE)
+
+    def planned(f: Finding) -> bool:
+        t = pd.Timestamp(f.start)
+        return any(lo - pd.Timedelta(minutes=5) <= t <= hi + settle for lo, hi in windows.get(f.device_id, ()))
+
+    return [f for f in findings if not planned(f)]
+
+
 SEVERITY_TO_ALERT = {"critical": "critical", "high": "high", "medium": "medium", "low": "low"}
 
 
@@ -90,7 +128,7 @@ def detect_anomalies(store: Store, *, scope: str = "fleet", ids: Sequence[int | 
         aux = [UPTIME_METRIC] if UPTIME_METRIC in wide.columns and UPTIME_METRIC not in used else []
         panel = panel_from_wide(wide, used + aux)
         det = FleetDetector(panel.device_ids, used)
-        findings.extend(det.run(panel))
+        findings.extend(drop_planned(det.run(panel), maintenance_windows(store, chunk)))
     _attach_public_ids(store, findings, devices)
     if persist and findings:
         persist_findings(store, findings)
@@ -215,7 +253,7 @@ def scan_new(store: Store, now: datetime | None = None, *, warmup: timedelta = t
     _restore(det, states)
     closed = det.run(panel, emit_from=emit_from, flush=False)
     open_ = [f for f in det.open_findings() if emit_from is None or np.datetime64(f.start) >= emit_from]
-    findings = closed + open_
+    findings = drop_planned(closed + open_, maintenance_windows(store, det.device_ids))
     _attach_public_ids(store, findings, devices)
     if persist:
         if findings:
