@@ -9,7 +9,7 @@ Protocol, per seed (101, 202 and 303 were never used while building the model; 7
 3. compare with the ground truth the simulator drew but never wrote as data: the failures in
    ``(END, END + h]`` (``ai_gt_failures`` with ``failed_at > END``, i.e. ``details.future``).
    Devices already down at ``END`` are left out (their failure is not a prediction). "Predicted to
-   fail" means P >= the threshold the model chose on its own validation (best F-beta, beta 0.5, on
+   fail" means P >= the threshold the model chose on its own validation (best F1 at 7 days, F-beta 0.5 at 30, on
    out-of-fold predictions of the training history), never tuned on these seeds.
 
 Scores are pooled over seeds: precision/recall at 7 and 30 days, c-index of P(30 d) against the
