@@ -40,6 +40,14 @@ def _table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> str:
     return "\n".join([head, sep, *body])
 
 
+def _section_rows(ctx: ToolContext, sql: str, params: dict[str, Any], queries: list[str]) -> list[dict[str, Any]]:
+    """Run one report section's scoped query; record it in ``queries`` (what the report ran)."""
+    with ctx.store.engine.connect() as conn:
+        rows = [dict(r._mapping) for r in conn.execute(scoped_text(sql, params), params)]
+    queries.append(sql)
+    return rows
+
+
 def _chart(series: pd.DataFrame, title: str, unit: str, path: Path) -> None:
     import matplotlib
 
@@ -129,9 +137,7 @@ def render_report(ctx: ToolContext, args: RenderReportArgs) -> ToolResult:
         f"JOIN devices d ON d.id = a.device_id WHERE a.start >= :start AND a.start < :end AND {scope_sql} "
         "ORDER BY a.score DESC LIMIT 10"
     )
-    with ctx.store.engine.connect() as conn:
-        anomalies = [dict(r._mapping) for r in conn.execute(scoped_text(anomaly_sql, params), params)]
-    queries.append(anomaly_sql)
+    anomalies = _section_rows(ctx, anomaly_sql, params, queries)
     if anomalies:
         for a in anomalies:
             a["score"], a["start"] = rnd(a["score"]), iso(a["start"])
@@ -145,9 +151,7 @@ def render_report(ctx: ToolContext, args: RenderReportArgs) -> ToolResult:
         f"WHERE q.device_id = p.device_id AND q.predicted_at < :end) AND {scope.device_filter('p.device_id', params)} "
         "ORDER BY p.p_fail_30d DESC LIMIT 10"
     )
-    with ctx.store.engine.connect() as conn:
-        risks = [dict(r._mapping) for r in conn.execute(scoped_text(risk_sql, params), params)]
-    queries.append(risk_sql)
+    risks = _section_rows(ctx, risk_sql, params, queries)
     if risks:
         for r in risks:
             r["p_fail_7d"], r["p_fail_30d"], r["rul_median_days"] = rnd(r["p_fail_7d"]), rnd(r["p_fail_30d"]), rnd(r["rul_median_days"])
